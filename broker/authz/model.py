@@ -1,0 +1,136 @@
+"""Who may log in to which system, in which role and unit.
+
+The authorization source owns the stable user id: it becomes `sub`, so the same person
+arriving by BankID or SITHS is the same user to every relying party.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..connectors.base import Identity
+
+
+@dataclass(frozen=True)
+class Named:
+    """A code or id with a display name (role, unit, organisation)."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One authorization: a role in a unit of an organisation, for some clients, for a time."""
+
+    id: str
+    role: Named
+    unit: Named
+    organization: Named
+    clients: frozenset[str]
+    valid_from: date | None = None
+    valid_to: date | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def valid_for(self, client_id: str, today: date) -> bool:
+        if client_id not in self.clients:
+            return False
+        if self.valid_from and today < self.valid_from:
+            return False
+        return not (self.valid_to and today > self.valid_to)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "role": {"id": self.role.id, "name": self.role.name},
+            "unit": {"id": self.unit.id, "name": self.unit.name},
+            "organization": {"id": self.organization.id, "name": self.organization.name},
+            "clients": sorted(self.clients),
+            "valid_from": self.valid_from.isoformat() if self.valid_from else None,
+            "valid_to": self.valid_to.isoformat() if self.valid_to else None,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> Assignment:
+        return cls(
+            id=r["id"],
+            role=Named(**r["role"]),
+            unit=Named(**r["unit"]),
+            organization=Named(**r["organization"]),
+            clients=frozenset(r["clients"]),
+            valid_from=date.fromisoformat(r["valid_from"]) if r.get("valid_from") else None,
+            valid_to=date.fromisoformat(r["valid_to"]) if r.get("valid_to") else None,
+            extra=dict(r.get("extra") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    personal_identity_number: str | None = None
+    hsa_id: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    email: str | None = None
+    active: bool = True
+    assignments: tuple[Assignment, ...] = ()
+
+    def valid_assignments(self, client_id: str, today: date) -> list[Assignment]:
+        if not self.active:
+            return []
+        return [a for a in self.assignments if a.valid_for(client_id, today)]
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "personal_identity_number": self.personal_identity_number,
+            "hsa_id": self.hsa_id,
+            "given_name": self.given_name,
+            "family_name": self.family_name,
+            "email": self.email,
+            "active": self.active,
+            "assignments": [a.to_record() for a in self.assignments],
+        }
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> User:
+        data = dict(r)
+        data["assignments"] = tuple(Assignment.from_record(a) for a in r.get("assignments", ()))
+        return cls(**data)
+
+
+class AuthorizationSourceError(Exception):
+    """The source did not answer in time or answered badly: logins fail closed."""
+
+
+class AuthorizationSource(Protocol):
+    """Turns an upstream identity into a user with assignments. Async, with timeouts."""
+
+    async def find_user(self, identity: Identity) -> User | None:
+        """The user this identity belongs to (by personal identity number or HSA-id)."""
+
+    async def get_user(self, user_id: str) -> User | None:
+        """The user by stable id, asked again at every refresh (withdrawal ends sessions)."""
+
+    async def ping(self) -> None:
+        """Raise AuthorizationSourceError when the source cannot answer (readiness)."""
+
+    async def aclose(self) -> None: ...
+
+
+def match_user(users: Sequence[User], identity: Identity) -> User | None:
+    """The matching rule every source shares: personal number first, then HSA-id."""
+    if identity.personal_identity_number:
+        for user in users:
+            if user.personal_identity_number == identity.personal_identity_number:
+                return user
+    if identity.hsa_id:
+        for user in users:
+            if user.hsa_id == identity.hsa_id:
+                return user
+    return None

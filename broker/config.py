@@ -1,0 +1,326 @@
+"""One validated settings model, read from one YAML file plus `${VAR}` references.
+
+Bad configuration stops start-up with a message that names the file and the key; the
+broker never half-starts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .authz.settings import AuthorizationSettings
+from .connectors.bankid.settings import BankIDSettings
+from .connectors.siths.settings import SithsSettings
+
+SigningAlg = Literal["RS256", "ES256"]
+AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+STANDARD_SCOPES = (
+    "openid",
+    "profile",
+    "email",
+    "https://id.oidc.se/scope/naturalPersonNumber",
+    "https://id.oidc.se/scope/naturalPersonInfo",
+)
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; the message names the file and the key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(value: str, *, allow_query: bool = True) -> str:
+    """An absolute https URL (http only on loopback, for development) without fragment."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ValueError("must be an absolute https URL")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError("must use https (plain http is only allowed for localhost)")
+    if parts.fragment or "#" in value:
+        raise ValueError("must not contain a fragment")
+    if not allow_query and parts.query:
+        raise ValueError("must not contain a query")
+    return value
+
+
+class StoreSettings(_Model):
+    url: str = "memory://"
+    prefix: str = "broker:"
+    timeout: float = Field(2.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        from .store import SCHEMES
+
+        if not v.startswith(SCHEMES):
+            raise ValueError(f"must start with one of {', '.join(SCHEMES)}")
+        return v
+
+
+class KeySettings(_Model):
+    dir: str = "keys"
+    # Generate missing keys at start-up; for development and `broker demo` only.
+    generate: bool = False
+
+
+class TokenSettings(_Model):
+    code_ttl: int = Field(60, ge=10, le=600)
+    id_token_ttl: int = Field(300, ge=30, le=300)
+    access_token_ttl: int = Field(600, ge=30, le=86400)
+    refresh_token_ttl: int = Field(8 * 3600, ge=60, le=30 * 86400)
+    # A spent refresh token presented again within this window (concurrent tabs) gets
+    # the tokens of the rotation that spent it, instead of revoking the family.
+    refresh_grace: int = Field(10, ge=0, le=120)
+
+
+class LoginSettings(_Model):
+    transaction_ttl: int = Field(600, ge=60, le=3600)
+
+
+class SessionSettings(_Model):
+    # A care shift: 1 h idle, 12 h at most.
+    idle_timeout: int = Field(3600, ge=60)
+    absolute_timeout: int = Field(12 * 3600, ge=300)
+
+
+class HttpSettings(_Model):
+    trusted_proxies: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _nets(cls, v: list[str]) -> list[str]:
+        for item in v:
+            ipaddress.ip_network(item, strict=False)
+        return v
+
+
+class AuditSettings(_Model):
+    # "stdout", or a file path that JSON lines are appended to.
+    target: str = "stdout"
+
+
+class ClientSettings(_Model):
+    client_id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+    client_name: str
+    token_endpoint_auth_method: AuthMethod = "client_secret_basic"
+    client_secret: str | None = Field(None, min_length=16, repr=False)
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
+    redirect_uris: list[str] = Field(min_length=1)
+    post_logout_redirect_uris: list[str] = Field(default_factory=list)
+    backchannel_logout_uri: str | None = None
+    id_token_signed_response_alg: SigningAlg = "RS256"
+    userinfo_signed_response_alg: SigningAlg | None = None
+    access_token_format: Literal["opaque", "jwt"] = "opaque"
+    subject_type: Literal["public", "pairwise"] = "public"
+    scopes: list[str] = Field(default_factory=lambda: list(STANDARD_SCOPES))
+    default_acr_values: list[str] = Field(default_factory=list)
+    id_token_ttl: int | None = Field(None, ge=30, le=300)
+    access_token_ttl: int | None = Field(None, ge=30, le=86400)
+    refresh_token_ttl: int | None = Field(None, ge=60, le=30 * 86400)
+    # Claim mapping: rename (`to`), flatten, or drop (`null`) claims for this client.
+    claims: dict[str, str | None] = Field(default_factory=dict)
+
+    @field_validator("redirect_uris", "post_logout_redirect_uris")
+    @classmethod
+    def _uris(cls, v: list[str]) -> list[str]:
+        return [check_url(u) for u in v]
+
+    @field_validator("jwks_uri", "backchannel_logout_uri")
+    @classmethod
+    def _uri(cls, v: str | None) -> str | None:
+        return None if v is None else check_url(v)
+
+    @field_validator("jwks")
+    @classmethod
+    def _jwks(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is None:
+            return v
+        from joserfc.jwk import KeySet
+
+        try:
+            keys = KeySet.import_key_set(v)
+        except Exception as exc:  # joserfc raises several types for bad input
+            raise ValueError(f"is not a valid JWK set ({exc})") from None
+        if any(k.is_private for k in keys):
+            raise ValueError("must hold public keys only")
+        return v
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, v: list[str]) -> list[str]:
+        if "openid" not in v:
+            raise ValueError("must include 'openid'")
+        return v
+
+    @model_validator(mode="after")
+    def _credentials(self) -> ClientSettings:
+        method = self.token_endpoint_auth_method
+        if method.startswith("client_secret") and not self.client_secret:
+            raise ValueError(f"client_secret is required for {method}")
+        if method == "private_key_jwt" and not (self.jwks or self.jwks_uri):
+            raise ValueError("private_key_jwt needs jwks or jwks_uri")
+        if self.jwks and self.jwks_uri:
+            raise ValueError("give jwks or jwks_uri, not both")
+        return self
+
+
+class ConnectorSettings(_Model):
+    bankid: BankIDSettings | None = None
+    siths: SithsSettings | None = None
+
+
+class Settings(_Model):
+    issuer: str
+    store: StoreSettings = StoreSettings()
+    keys: KeySettings = KeySettings()
+    tokens: TokenSettings = TokenSettings()
+    login: LoginSettings = LoginSettings()
+    session: SessionSettings = SessionSettings()
+    http: HttpSettings = HttpSettings()
+    audit: AuditSettings = AuditSettings()
+    # Secret for pairwise subject identifiers; required when any client uses them.
+    pairwise_salt: str | None = Field(None, min_length=16, repr=False)
+    clients: list[ClientSettings] = Field(default_factory=list)
+    connectors: ConnectorSettings = ConnectorSettings()
+    authorization: AuthorizationSettings = AuthorizationSettings()
+    # Where the file was read from, for messages and relative paths.
+    source: str = Field("<settings>", exclude=True)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, v: str) -> str:
+        check_url(v, allow_query=False)
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _clients(self) -> Settings:
+        seen: set[str] = set()
+        for c in self.clients:
+            if c.client_id in seen:
+                raise ValueError(f"client_id {c.client_id!r} appears twice")
+            seen.add(c.client_id)
+            if c.subject_type == "pairwise" and not self.pairwise_salt:
+                raise ValueError(f"client {c.client_id!r} uses pairwise subjects: set pairwise_salt")
+        return self
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.source).resolve().parent if self.source != "<settings>" else Path.cwd()
+
+    def path(self, value: str) -> Path:
+        """A path from the config, relative to the config file."""
+        p = Path(value)
+        return p if p.is_absolute() else self.base_dir / p
+
+    def client(self, client_id: str) -> ClientSettings | None:
+        for c in self.clients:
+            if c.client_id == client_id:
+                return c
+        return None
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.issuer.startswith("https://")
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, where: str, env: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}" if where else str(k), env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{where}[{i}]", env) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+
+        return _VAR.sub(sub, value)
+    return value
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def format_errors(source: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = _loc(tuple(p for p in err["loc"] if not str(p).startswith("function-")))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{source}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_settings(data: Any, source: str = "<settings>", env: dict[str, str] | None = None) -> Settings:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the file must hold a mapping of settings")
+    expanded = _expand(data, "", dict(os.environ) if env is None else env)
+    try:
+        return Settings.model_validate({**expanded, "source": source})
+    except ValidationError as exc:
+        raise ConfigError(format_errors(source, exc)) from None
+
+
+def load_settings(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Settings:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{source}: not valid YAML{where}") from None
+    try:
+        return parse_settings(data, source, env)
+    except ConfigError as exc:
+        if str(exc).startswith(source):
+            raise
+        raise ConfigError(f"{source}: {exc}") from None

@@ -1,0 +1,106 @@
+"""The seam between the provider and the upstream login methods.
+
+A connector runs one upstream login (BankID, SITHS) inside a login transaction and hands
+back an `Identity`, or raises a typed `LoginFailure`. It never issues codes or tokens and
+never decides authorization: it calls `LoginFlow.finish` and the provider takes over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import BaseRoute
+
+    from ..oidc.transaction import LoginTransaction
+
+LOA3 = "http://id.elegnamnden.se/loa/1.0/loa3"
+LOA2 = "http://id.elegnamnden.se/loa/1.0/loa2"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the upstream says the person is, at which assurance, and the proof for audit."""
+
+    method: str
+    acr: str
+    amr: tuple[str, ...]
+    auth_time: int
+    personal_identity_number: str | None = None
+    hsa_id: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    name: str | None = None
+    # Claims the connector can deliver to RPs when asked (full claim names as keys),
+    # e.g. https://id.oidc.se/claim/deviceIp or https://id.oidc.se/claim/userCertificate.
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    # Raw upstream evidence (completion data, certificate details): audit log only.
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["amr"] = list(self.amr)
+        record["claims"] = dict(self.claims)
+        record["evidence"] = dict(self.evidence)
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Identity:
+        data = dict(record)
+        data["amr"] = tuple(data.get("amr", ()))
+        return cls(**data)
+
+
+class LoginFailure(Exception):
+    """An upstream login ended without an identity.
+
+    `code` picks the page and message the person sees (`web/messages.py`); `detail` is
+    for the log only and never shown.
+    """
+
+    def __init__(self, code: str, detail: str = "", *, retry: bool = True) -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+        self.retry = retry
+
+
+class LoginFlow(Protocol):
+    """What the provider offers a connector (implemented by `broker.oidc.flow.Flow`)."""
+
+    async def load(self, request: Request, txn_id: str) -> LoginTransaction:
+        """The transaction, only if it is alive and belongs to this browser."""
+
+    async def save(self, txn: LoginTransaction) -> None:
+        """Persist connector state kept in `txn.upstream`."""
+
+    async def finish(self, request: Request, txn: LoginTransaction, identity: Identity) -> Response:
+        """Hand over the identity; the response continues the login in the browser."""
+
+    async def fail(self, request: Request, txn: LoginTransaction, failure: LoginFailure) -> Response:
+        """Show the person what went wrong and what to do next."""
+
+    def render(self, request: Request, template: str, context: dict[str, Any],
+               status_code: int = 200) -> Response:
+        """A page from `broker/web/templates` with the shared layout, locale and CSP nonce."""
+
+
+class Connector(Protocol):
+    """One upstream login method. Mounted under `/login/<name>/`."""
+
+    name: str
+    #: acr values this connector can deliver, best first.
+    acr_values: tuple[str, ...]
+
+    def routes(self) -> list[BaseRoute]:
+        """The connector's own pages and API, relative to its mount point."""
+
+    async def start(self, request: Request, txn: LoginTransaction) -> Response:
+        """Begin the upstream login for this transaction (the person chose this method)."""
+
+    async def aclose(self) -> None:
+        """Release pools and background tasks."""

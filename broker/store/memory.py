@@ -1,0 +1,94 @@
+"""In-memory store for `broker demo` and tests of a single process.
+
+It keeps the same semantics as Redis (TTLs, atomic take) so that code tested on it behaves
+the same in production; it is never shared between processes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+
+from .base import Record
+
+
+class MemoryStore:
+    def __init__(self, clock=time.monotonic) -> None:
+        self._clock = clock
+        self._data: dict[str, tuple[float, object]] = {}
+
+    def _live(self, key: str) -> object | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        expires, value = item
+        if expires <= self._clock():
+            del self._data[key]
+            return None
+        return value
+
+    def _sweep(self) -> None:
+        if len(self._data) % 1024 == 0:
+            now = self._clock()
+            for key in [k for k, (exp, _) in self._data.items() if exp <= now]:
+                del self._data[key]
+
+    async def put(self, key: str, value: Record, ttl: int) -> None:
+        self._sweep()
+        # A JSON round trip keeps the semantics of a real store: callers never share objects.
+        self._data[key] = (self._clock() + ttl, json.loads(json.dumps(value)))
+
+    async def put_new(self, key: str, value: Record, ttl: int) -> bool:
+        if self._live(key) is not None:
+            return False
+        await self.put(key, value, ttl)
+        return True
+
+    async def get(self, key: str) -> Record | None:
+        value = self._live(key)
+        return copy.deepcopy(value) if isinstance(value, dict) else None
+
+    async def get_many(self, keys: list[str]) -> list[Record | None]:
+        return [await self.get(k) for k in keys]
+
+    async def take(self, key: str) -> Record | None:
+        value = self._live(key)
+        if value is None:
+            return None
+        del self._data[key]
+        return value if isinstance(value, dict) else None
+
+    async def delete(self, *keys: str) -> None:
+        for key in keys:
+            self._data.pop(key, None)
+
+    async def add_member(self, key: str, member: str, ttl: int) -> None:
+        current = self._live(key)
+        members = set(current) if isinstance(current, set) else set()
+        members.add(member)
+        self._data[key] = (self._clock() + ttl, members)
+
+    async def members(self, key: str) -> set[str]:
+        current = self._live(key)
+        return set(current) if isinstance(current, set) else set()
+
+    async def incr(self, key: str, ttl: int) -> int:
+        current = self._live(key)
+        if isinstance(current, int):
+            expires = self._data[key][0]
+            self._data[key] = (expires, current + 1)
+            return current + 1
+        self._data[key] = (self._clock() + ttl, 1)
+        return 1
+
+    async def ttl(self, key: str) -> int | None:
+        if self._live(key) is None:
+            return None
+        return max(0, int(self._data[key][0] - self._clock()))
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._data.clear()

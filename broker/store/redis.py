@@ -1,0 +1,174 @@
+"""Redis store: the production store and the way to scale out.
+
+Plain Redis (`redis://`, `rediss://`) and Sentinel (`redis+sentinel://`) share one code path;
+only the connection differs. Every key carries the configured prefix so one Redis can serve
+several deployments.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import RedisError
+
+from .base import Record, StoreError
+
+
+def parse_sentinel_url(url: str) -> dict:
+    """Split `redis+sentinel://[user:pass@]h1:26379,h2:26379/service[/db][?opts]`.
+
+    The password in the URL is the master's; `sentinel_password` in the query, when the
+    sentinels themselves need one.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    username = password = None
+    if "@" in netloc:
+        creds, netloc = netloc.rsplit("@", 1)
+        if ":" in creds:
+            username, password = (unquote(x) or None for x in creds.split(":", 1))
+        else:
+            password = unquote(creds) or None
+    hosts: list[tuple[str, int]] = []
+    for hostport in netloc.split(","):
+        host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "26379")
+        hosts.append((host.strip("[]"), int(port or 26379)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ValueError("redis+sentinel URL needs the service name as its path")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return {
+        "hosts": hosts,
+        "service": path[0],
+        "db": int(path[1]) if len(path) > 1 else 0,
+        "username": username,
+        "password": password,
+        "sentinel_password": query.get("sentinel_password"),
+        "ssl": query.get("ssl", "false").lower() in ("1", "true", "yes"),
+    }
+
+
+def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> aioredis.Redis:
+    common = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 30,
+        "retry_on_timeout": True,
+    }
+    if url.startswith("redis+sentinel://"):
+        opts = parse_sentinel_url(url)
+        sentinel_kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        if opts["sentinel_password"]:
+            sentinel_kwargs["password"] = opts["sentinel_password"]
+        sentinel = Sentinel(opts["hosts"], sentinel_kwargs=sentinel_kwargs, **common)
+        return sentinel.master_for(
+            opts["service"],
+            db=opts["db"],
+            username=opts["username"],
+            password=opts["password"],
+            ssl=opts["ssl"],
+            max_connections=max_connections,
+        )
+    return aioredis.Redis.from_url(url, max_connections=max_connections, **common)
+
+
+class RedisStore:
+    def __init__(self, client: aioredis.Redis, prefix: str = "broker:") -> None:
+        self._r = client
+        self._p = prefix
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "broker:", timeout: float = 2.0) -> RedisStore:
+        return cls(connect(url, timeout=timeout), prefix)
+
+    def _k(self, key: str) -> str:
+        return self._p + key
+
+    @staticmethod
+    def _load(raw: bytes | None) -> Record | None:
+        return None if raw is None else json.loads(raw)
+
+    async def put(self, key: str, value: Record, ttl: int) -> None:
+        try:
+            await self._r.set(self._k(key), json.dumps(value, separators=(",", ":")), ex=ttl)
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+
+    async def put_new(self, key: str, value: Record, ttl: int) -> bool:
+        try:
+            data = json.dumps(value, separators=(",", ":"))
+            return bool(await self._r.set(self._k(key), data, ex=ttl, nx=True))
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+
+    async def get(self, key: str) -> Record | None:
+        try:
+            return self._load(await self._r.get(self._k(key)))
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+
+    async def get_many(self, keys: list[str]) -> list[Record | None]:
+        if not keys:
+            return []
+        try:
+            return [self._load(v) for v in await self._r.mget([self._k(k) for k in keys])]
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+
+    async def take(self, key: str) -> Record | None:
+        try:
+            return self._load(await self._r.getdel(self._k(key)))
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+
+    async def delete(self, *keys: str) -> None:
+        if not keys:
+            return
+        try:
+            await self._r.delete(*(self._k(k) for k in keys))
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+
+    async def add_member(self, key: str, member: str, ttl: int) -> None:
+        try:
+            async with self._r.pipeline(transaction=True) as pipe:
+                pipe.sadd(self._k(key), member)
+                pipe.expire(self._k(key), ttl, gt=False)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+
+    async def members(self, key: str) -> set[str]:
+        try:
+            return {m.decode() for m in await self._r.smembers(self._k(key))}
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+
+    async def incr(self, key: str, ttl: int) -> int:
+        try:
+            async with self._r.pipeline(transaction=True) as pipe:
+                pipe.incr(self._k(key))
+                pipe.expire(self._k(key), ttl, nx=True)
+                count, _ = await pipe.execute()
+            return int(count)
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+
+    async def ttl(self, key: str) -> int | None:
+        try:
+            left = await self._r.ttl(self._k(key))
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+        return None if left < 0 else int(left)
+
+    async def ping(self) -> None:
+        try:
+            await self._r.ping()
+        except (RedisError, OSError) as exc:
+            raise StoreError(str(exc)) from exc
+
+    async def close(self) -> None:
+        await self._r.aclose()
