@@ -20,6 +20,9 @@ class Store(Protocol):
     async def put(self, key: str, value: Record, ttl: int) -> None:
         """Write `value` under `key`, replacing any earlier value; it expires after `ttl` s."""
 
+    async def put_many(self, items: list[tuple[str, Record, int]]) -> None:
+        """Write several records, each with its own TTL, in one round trip."""
+
     async def put_new(self, key: str, value: Record, ttl: int) -> bool:
         """Write only if `key` does not exist yet; True when written (SET NX)."""
 

@@ -39,6 +39,10 @@ class MemoryStore:
         # A JSON round trip keeps the semantics of a real store: callers never share objects.
         self._data[key] = (self._clock() + ttl, json.loads(json.dumps(value)))
 
+    async def put_many(self, items: list[tuple[str, Record, int]]) -> None:
+        for key, value, ttl in items:
+            await self.put(key, value, ttl)
+
     async def put_new(self, key: str, value: Record, ttl: int) -> bool:
         if self._live(key) is not None:
             return False

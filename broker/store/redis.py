@@ -97,6 +97,17 @@ class RedisStore:
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
+    async def put_many(self, items: list[tuple[str, Record, int]]) -> None:
+        if not items:
+            return
+        try:
+            async with self._r.pipeline(transaction=False) as pipe:
+                for key, value, ttl in items:
+                    pipe.set(self._k(key), json.dumps(value, separators=(",", ":")), ex=ttl)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+
     async def put_new(self, key: str, value: Record, ttl: int) -> bool:
         try:
             data = json.dumps(value, separators=(",", ":"))

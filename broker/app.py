@@ -1,0 +1,238 @@
+"""Builds the Starlette app from settings: routes, middleware, lifespan.
+
+All wiring is explicit and happens here; handlers receive the `Broker` context they need.
+Tests (and `broker demo`) inject their own store, authorization source or connectors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .audit import AuditLog
+from .authz import AuthorizationSource, AuthorizationSourceError
+from .config import ConfigError, Settings
+from .connectors import Connector
+from .context import Broker
+from .keys import KeyError_, KeyRing
+from .oidc.authorize import AuthorizeEndpoint
+from .oidc.clients import ClientRegistry
+from .oidc.discovery import DiscoveryEndpoints
+from .oidc.flow import Flow, FlowError
+from .oidc.logout import LogoutEndpoint
+from .oidc.server import Provider
+from .oidc.token import TokenEndpoints
+from .oidc.tokens import Signer
+from .oidc.transaction import Transactions
+from .oidc.userinfo import UserInfoEndpoint
+from .security import Cookies, SecurityHeaders, TrustedProxies, content_security_policy
+from .session import Sessions
+from .store import Store, StoreError, open_store
+from .web.pages import HERE as WEB_DIR
+from .web.pages import Pages
+
+log = logging.getLogger("broker")
+
+ConnectorFactory = Callable[[Broker, Flow], Connector]
+
+
+def signed_lifetime(settings: Settings) -> int:
+    """The longest any JWT we sign stays valid: how long a retired key stays published."""
+    lifetimes = [settings.tokens.id_token_ttl, 300]
+    for c in settings.clients:
+        lifetimes.append(c.id_token_ttl or 0)
+        if c.access_token_format == "jwt":
+            lifetimes.append(c.access_token_ttl or settings.tokens.access_token_ttl)
+    return max(lifetimes) + 60
+
+
+def open_keyring(settings: Settings) -> KeyRing:
+    directory = settings.path(settings.keys.dir)
+    keyring = KeyRing(directory, retention=signed_lifetime(settings))
+    try:
+        keyring.load()
+    except KeyError_ as exc:
+        raise ConfigError(f"{settings.source}: keys.dir: {exc}") from None
+    missing = keyring.missing()
+    if missing:
+        if not settings.keys.generate:
+            raise ConfigError(
+                f"{settings.source}: keys.dir: no active {', '.join(missing)} signing key in "
+                f"{directory}; run `broker keys generate --config {settings.source}`")
+        made = keyring.generate_missing()
+        log.warning("generated %d signing keys in %s (keys.generate is on: development only)",
+                    len(made), directory)
+    return keyring
+
+
+def default_connectors(settings: Settings) -> dict[str, ConnectorFactory]:
+    """Connectors named in the config. Only real upstreams can be named there."""
+    factories: dict[str, ConnectorFactory] = {}
+    if settings.connectors.bankid is not None:
+        from .connectors.bankid import connector as bankid
+
+        factories["bankid"] = bankid.create
+    if settings.connectors.siths is not None:
+        from .connectors.siths import connector as siths
+
+        factories["siths"] = siths.create
+    return factories
+
+
+def open_authorization(settings: Settings) -> AuthorizationSource:
+    from . import authz
+
+    opener = getattr(authz, "open_source", None)
+    if opener is None:
+        raise ConfigError(f"{settings.source}: authorization: no source implementation available")
+    return opener(settings.authorization, settings.base_dir)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    source: AuthorizationSource | None = None,
+    connectors: dict[str, ConnectorFactory] | None = None,
+    extra_routes: list[BaseRoute] | None = None,
+) -> Starlette:
+    store = store or open_store(settings.store.url, settings.store.prefix, settings.store.timeout)
+    keyring = open_keyring(settings)
+    http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+    clients = ClientRegistry(settings.clients, http)
+    signer = Signer(keyring, settings.issuer)
+    broker = Broker(
+        settings=settings,
+        store=store,
+        keyring=keyring,
+        signer=signer,
+        clients=clients,
+        provider=Provider(settings, clients, signer),
+        transactions=Transactions(store, settings.login.transaction_ttl),
+        sessions=Sessions(store, settings.session.idle_timeout, settings.session.absolute_timeout),
+        pages=Pages(),
+        cookies=Cookies(settings.secure_cookies),
+        proxies=TrustedProxies(settings.http.trusted_proxies),
+        source=source or open_authorization(settings),
+        audit=AuditLog(settings.audit.target),
+        http=http,
+    )
+    flow = Flow(broker)
+    factories = default_connectors(settings) if connectors is None else connectors
+    for name, factory in factories.items():
+        broker.connectors[name] = factory(broker, flow)
+
+    routes: list[BaseRoute] = []
+    for part in (DiscoveryEndpoints(broker), AuthorizeEndpoint(broker), flow,
+                 TokenEndpoints(broker), UserInfoEndpoint(broker), LogoutEndpoint(broker)):
+        routes.extend(part.routes())
+    routes.append(Route("/healthz", _healthz, methods=["GET"]))
+    routes.append(Route("/readyz", _readyz(broker), methods=["GET"]))
+    for name, connector in broker.connectors.items():
+        routes.append(Mount(f"/login/{name}", routes=connector.routes()))
+    routes.append(Mount("/static", app=StaticFiles(directory=str(WEB_DIR / "static")), name="static"))
+    routes.extend(extra_routes or [])
+
+    form_targets = [u for c in settings.clients for u in c.redirect_uris + c.post_logout_redirect_uris]
+    middleware = [Middleware(SecurityHeaders, csp=content_security_policy(form_targets),
+                             hsts=settings.secure_cookies, max_body=settings.http.max_body_bytes)]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await _shared_secret(broker)
+        try:
+            yield
+        finally:
+            for connector in broker.connectors.values():
+                await connector.aclose()
+            await http.aclose()
+            await broker.source.aclose()
+            await store.close()
+            broker.audit.close()
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers=_error_handlers(broker))
+    app.state.broker = broker
+    return app
+
+
+async def _shared_secret(broker: Broker) -> None:
+    """One CSRF secret for every replica, kept in the store."""
+    await broker.store.put_new("secret:csrf", {"value": secrets.token_hex(32)}, 365 * 86400)
+    record = await broker.store.get("secret:csrf")
+    broker.csrf_secret = bytes.fromhex(record["value"]) if record else secrets.token_bytes(32)
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+def _readyz(broker: Broker) -> Callable[[Request], Any]:
+    async def readyz(request: Request) -> Response:
+        checks: dict[str, str] = {}
+        try:
+            await broker.store.ping()
+            checks["store"] = "ok"
+        except StoreError:
+            checks["store"] = "unavailable"
+        checks["keys"] = "ok" if not broker.keyring.missing() else "missing"
+        try:
+            await broker.source.ping()
+            checks["authorization"] = "ok"
+        except AuthorizationSourceError:
+            checks["authorization"] = "unavailable"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
+                            status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
+
+    return readyz
+
+
+def _error_handlers(broker: Broker) -> dict[Any, Callable]:
+    pages = broker.pages
+
+    async def flow_error(request: Request, exc: FlowError) -> Response:
+        return pages.error(request, exc.key, status_code=exc.status_code)
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if request.url.path.startswith(("/token", "/userinfo", "/revoke", "/introspect", "/jwks",
+                                        "/.well-known")):
+            return JSONResponse({"error": "invalid_request", "error_description": exc.detail},
+                                status_code=exc.status_code, headers=exc.headers)
+        return pages.error(request, "error_generic", status_code=exc.status_code)
+
+    async def store_error(request: Request, exc: StoreError) -> Response:
+        log.error("store unavailable: %s", exc)
+        return pages.error(request, "error_unavailable", status_code=503)
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s", request.url.path)
+        return pages.error(request, "error_generic", status_code=500)
+
+    return {FlowError: flow_error, HTTPException: http_error, StoreError: store_error,
+            Exception: unexpected}
+
+
+__all__ = ["Path", "create_app"]
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory for `broker serve` (each worker builds its own app)."""
+    import os
+
+    from .config import load_settings
+
+    return create_app(load_settings(os.environ["BROKER_CONFIG"]))

@@ -1,0 +1,569 @@
+"""`broker authz ...`: the IT department's tool for the SQL authorization source.
+
+    broker authz migrate                       --config broker.yaml
+    broker authz users add --personal-number 199001012385 --given-name Anna ...
+    broker authz users list [--json]           personal numbers masked
+    broker authz users show KEY                KEY: user id, personal number or HSA-id
+    broker authz users disable KEY | enable KEY
+    broker authz assignments add KEY --role-code ... --clients lifecare,mcss
+    broker authz assignments remove KEY ASSIGNMENT_ID
+    broker authz import FILE.csv [--dry-run]   all or nothing (columns: broker/authz/csvio.py)
+    broker authz export [FILE.csv]
+    broker authz check-file authz.yaml         validate a file source's YAML
+
+Every database command takes `--config FILE` (whose `authorization` must be `source: sql`)
+or `--database-url URL`. Exit status: 0 done, 1 refused (the message says why), 2 usage.
+The main CLI calls `add_commands(subparsers)`, then `args.func(args)`; `main()` runs the
+same commands standalone (`python -m broker.authz.cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..identifiers import mask_personal_number
+from .csvio import CsvError, parse_csv, write_csv
+from .model import Assignment, User
+from .records import AssignmentRecord, UserRecord, error_lines, user_to_record
+from .sql import admin, queries
+from .sql.engine import create_engine
+from .sql.schema import SchemaError, check_version, current_version, migrate
+from .yamlfile import AuthorizationFileError, read_users
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class CliError(Exception):
+    """Stops a command with a message for the person and exit status 1."""
+
+
+# --- wiring -------------------------------------------------------------------------------
+
+
+def add_commands(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `authz` and its sub-commands; each leaf sets `func` to its handler."""
+    authz = subparsers.add_parser(
+        "authz",
+        help="manage users and assignments in the SQL authorization source",
+        description="Manage users and assignments in the SQL authorization source.",
+    )
+    commands = authz.add_subparsers(dest="authz_command", metavar="COMMAND", required=True)
+
+    db = argparse.ArgumentParser(add_help=False)
+    where = db.add_mutually_exclusive_group()
+    where.add_argument("--config", metavar="FILE",
+                       help="broker configuration file (authorization.source must be sql)")
+    where.add_argument("--database-url", metavar="URL",
+                       help="sqlite+aiosqlite:///authz.db or postgresql+asyncpg://...")
+    db.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    p = commands.add_parser("migrate", parents=[db], help="create or upgrade the schema")
+    p.set_defaults(func=run_migrate)
+
+    _add_user_commands(commands, db)
+    _add_assignment_commands(commands, db)
+
+    p = commands.add_parser("import", parents=[db],
+                            help="create or replace users from a CSV file (all or nothing)")
+    p.add_argument("file", metavar="FILE", help="CSV file ('-' for standard input)")
+    p.add_argument("--delimiter", default=",", help="column separator (default ',')")
+    p.add_argument("--dry-run", action="store_true", help="check everything, write nothing")
+    p.set_defaults(func=run_import)
+
+    p = commands.add_parser("export", parents=[db],
+                            help="write every user and assignment as CSV (whole personal numbers)")
+    p.add_argument("file", metavar="FILE", nargs="?", default="-",
+                   help="CSV file to write (default: standard output)")
+    p.add_argument("--delimiter", default=",", help="column separator (default ',')")
+    p.set_defaults(func=run_export)
+
+    p = commands.add_parser("check-file", help="validate the YAML file of a file source")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=run_check_file)
+    return authz
+
+
+def _add_user_commands(commands: Any, db: argparse.ArgumentParser) -> None:
+    users = commands.add_parser("users", help="add, list, show, disable users")
+    sub = users.add_subparsers(dest="users_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("add", parents=[db], help="add a user")
+    p.add_argument("--id", help="stable user id (default: a new random id)")
+    p.add_argument("--personal-number", help="personal identity number, YYYYMMDDNNNN")
+    p.add_argument("--hsa-id", help="the person's HSA-id (SITHS)")
+    p.add_argument("--given-name")
+    p.add_argument("--family-name")
+    p.add_argument("--email")
+    p.set_defaults(func=run_users_add)
+
+    p = sub.add_parser("list", parents=[db], help="list users (personal numbers masked)")
+    p.set_defaults(func=run_users_list)
+
+    for name, func, text in (
+        ("show", run_users_show, "show one user with assignments (whole personal number)"),
+        ("disable", run_users_disable, "stop a user from logging in (keeps assignments)"),
+        ("enable", run_users_enable, "let a disabled user log in again"),
+    ):
+        p = sub.add_parser(name, parents=[db], help=text)
+        p.add_argument("user", metavar="USER", help="user id, personal number or HSA-id")
+        p.set_defaults(func=func)
+
+
+def _add_assignment_commands(commands: Any, db: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("assignments", help="add or remove a user's assignments")
+    sub = parser.add_subparsers(dest="assignments_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("add", parents=[db], help="give a user a role in a unit")
+    p.add_argument("user", metavar="USER", help="user id, personal number or HSA-id")
+    p.add_argument("--role-code", required=True, help="the function, e.g. sjukskoterska")
+    p.add_argument("--role-name", required=True, help="e.g. Sjuksköterska")
+    p.add_argument("--unit-id", required=True)
+    p.add_argument("--unit-name", required=True)
+    p.add_argument("--organization-id", required=True)
+    p.add_argument("--organization-name", required=True)
+    p.add_argument("--clients", required=True, help="client ids, comma separated")
+    p.add_argument("--valid-from", help="first day, YYYY-MM-DD")
+    p.add_argument("--valid-to", help="last day, YYYY-MM-DD")
+    p.add_argument("--username", help="the user name in the care system")
+    p.add_argument("--id", help="assignment id (default: derived from user, role, unit, org)")
+    p.set_defaults(func=run_assignments_add)
+
+    p = sub.add_parser("remove", parents=[db], help="remove one assignment")
+    p.add_argument("user", metavar="USER", help="user id, personal number or HSA-id")
+    p.add_argument("assignment", metavar="ASSIGNMENT_ID")
+    p.set_defaults(func=run_assignments_remove)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="broker")
+    add_commands(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+# --- plumbing -----------------------------------------------------------------------------
+
+
+def _database_url(args: argparse.Namespace) -> tuple[str, Path | None, float]:
+    if args.database_url:
+        return args.database_url, None, 10.0
+    if not args.config:
+        raise CliError("say which database: --config FILE or --database-url URL")
+    from ..config import ConfigError, load_settings
+    from .settings import SqlAuthorizationSettings
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    authz = settings.authorization
+    if not isinstance(authz, SqlAuthorizationSettings):
+        raise CliError(f"{args.config}: authorization.source is {authz.source!r}; these "
+                       "commands manage a 'sql' source")
+    return authz.url, settings.base_dir, max(authz.timeout, 10.0)
+
+
+def _execute(args: argparse.Namespace,
+             work: Callable[[AsyncEngine], Awaitable[int]]) -> int:
+    """Open the database, run `work`, and turn every refusal into a message and status 1."""
+    try:
+        url, base_dir, timeout = _database_url(args)
+        engine = create_engine(url, timeout=timeout, base_dir=base_dir)
+    except CliError as exc:
+        return _fail(str(exc))
+    except Exception as exc:  # a malformed URL, an unknown driver
+        return _fail(f"cannot use the database URL ({type(exc).__name__}: {exc})")
+
+    async def go() -> int:
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(go())
+    except (CliError, admin.AdminError, SchemaError, CsvError) as exc:
+        return _fail(str(exc))
+    except (SQLAlchemyError, OSError) as exc:
+        return _fail(f"the database failed: {type(exc).__name__}: {_first_line(exc)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0]
+
+
+def _fail(message: str) -> int:
+    print(f"broker authz: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _print_json(data: Any, out: TextIO | None = None) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2), file=out or sys.stdout)
+
+
+_OPTIONS = {
+    "personal_identity_number": "--personal-number",
+    "given_name": "--given-name",
+    "family_name": "--family-name",
+    "hsa_id": "--hsa-id",
+}
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for loc, msg in error_lines(exc):
+        names = [str(p) for p in loc if not isinstance(p, int)]
+        option = _OPTIONS.get("_".join(names), "--" + "-".join(names).replace("_", "-"))
+        parts.append(f"{option}: {msg}" if names else msg)
+    return "; ".join(parts)
+
+
+async def _checked(engine: AsyncEngine) -> AsyncConnection:
+    """A transaction on a database whose schema is current (else: run migrate)."""
+    conn = await engine.connect()
+    try:
+        await check_version(conn)
+        await conn.begin()
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+class _Transaction:
+    """`async with _Transaction(engine) as conn`: commits on success, rolls back otherwise."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> AsyncConnection:
+        self.conn = await _checked(self.engine)
+        return self.conn
+
+    async def __aexit__(self, exc_type: Any, *_: Any) -> None:
+        assert self.conn is not None
+        try:
+            if exc_type is None:
+                await self.conn.commit()
+            else:
+                await self.conn.rollback()
+        finally:
+            await self.conn.close()
+
+
+# --- presentation -------------------------------------------------------------------------
+
+
+def _name(user: User) -> str:
+    return " ".join(p for p in (user.given_name, user.family_name) if p) or "-"
+
+
+def _state(a: Assignment, today: date) -> str:
+    if a.valid_from and today < a.valid_from:
+        return "not yet valid"
+    if a.valid_to and today > a.valid_to:
+        return "expired"
+    return "valid"
+
+
+def _masked_record(user: User) -> dict[str, Any]:
+    record = user_to_record(user)
+    if "personal_identity_number" in record:
+        record["personal_identity_number"] = mask_personal_number(
+            record["personal_identity_number"])
+    return record
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _describe(user: User, today: date) -> str:
+    lines = [
+        f"User {user.id} ({'active' if user.active else 'DISABLED'})",
+        f"  Personal identity number: {user.personal_identity_number or '-'}",
+        f"  HSA-id:                   {user.hsa_id or '-'}",
+        f"  Name:                     {_name(user)}",
+        f"  E-mail:                   {user.email or '-'}",
+        f"  Assignments:              {len(user.assignments) or 'none'}",
+    ]
+    for a in user.assignments:
+        period = f"{a.valid_from or '…'} – {a.valid_to or '…'}"
+        lines += [
+            f"    {a.id}  [{_state(a, today)}]",
+            f"      role:         {a.role.name} ({a.role.id})",
+            f"      unit:         {a.unit.name} ({a.unit.id})",
+            f"      organisation: {a.organization.name} ({a.organization.id})",
+            f"      clients:      {', '.join(sorted(a.clients))}",
+            f"      valid:        {period}",
+        ]
+        if a.extra.get("username"):
+            lines.append(f"      username:     {a.extra['username']}")
+    return "\n".join(lines)
+
+
+# --- handlers -----------------------------------------------------------------------------
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    async def work(engine: AsyncEngine) -> int:
+        async with engine.begin() as conn:
+            applied = await migrate(conn)
+        async with engine.connect() as conn:
+            version = await current_version(conn)
+        if args.json:
+            _print_json({"version": version, "applied": [m.version for m in applied]})
+        elif applied:
+            for m in applied:
+                print(f"applied migration {m.version}: {m.description}")
+            print(f"the schema is at version {version}")
+        else:
+            print(f"the schema is already at version {version}; nothing to do")
+        return 0
+
+    return _execute(args, work)
+
+
+def run_users_add(args: argparse.Namespace) -> int:
+    data = {
+        "id": args.id or admin.new_user_id(),
+        "personal_identity_number": args.personal_number,
+        "hsa_id": args.hsa_id,
+        "given_name": args.given_name,
+        "family_name": args.family_name,
+        "email": args.email,
+    }
+    try:
+        record = UserRecord.model_validate({k: v for k, v in data.items() if v is not None})
+    except ValidationError as exc:
+        return _fail(_validation_message(exc))
+
+    async def work(engine: AsyncEngine) -> int:
+        async with _Transaction(engine) as conn:
+            user = await admin.add_user(conn, record)
+        if args.json:
+            _print_json(_masked_record(user))
+        else:
+            print(f"added user {user.id}")
+        return 0
+
+    return _execute(args, work)
+
+
+def run_users_list(args: argparse.Namespace) -> int:
+    async def work(engine: AsyncEngine) -> int:
+        async with _Transaction(engine) as conn:
+            found = await queries.all_users(conn)
+        if args.json:
+            _print_json([_masked_record(u) for u in found])
+            return 0
+        if not found:
+            print("no users")
+            return 0
+        today = date.today()
+        rows = [["ID", "PERSONAL NUMBER", "HSA-ID", "NAME", "E-MAIL", "STATUS", "VALID"]]
+        for u in found:
+            valid = sum(1 for a in u.assignments if _state(a, today) == "valid")
+            rows.append([
+                u.id,
+                mask_personal_number(u.personal_identity_number) or "-",
+                u.hsa_id or "-",
+                _name(u),
+                u.email or "-",
+                "active" if u.active else "disabled",
+                f"{valid}/{len(u.assignments)}",
+            ])
+        print(_table(rows))
+        return 0
+
+    return _execute(args, work)
+
+
+def run_users_show(args: argparse.Namespace) -> int:
+    async def work(engine: AsyncEngine) -> int:
+        async with _Transaction(engine) as conn:
+            user = await admin.resolve_user(conn, args.user)
+        if args.json:
+            _print_json(user_to_record(user))
+        else:
+            print(_describe(user, date.today()))
+        return 0
+
+    return _execute(args, work)
+
+
+def _set_active(args: argparse.Namespace, active: bool) -> int:
+    async def work(engine: AsyncEngine) -> int:
+        async with _Transaction(engine) as conn:
+            user = await admin.set_active(conn, args.user, active)
+        if args.json:
+            _print_json(_masked_record(user))
+        else:
+            print(f"user {user.id} is {'active' if active else 'disabled'}")
+        return 0
+
+    return _execute(args, work)
+
+
+def run_users_disable(args: argparse.Namespace) -> int:
+    return _set_active(args, False)
+
+
+def run_users_enable(args: argparse.Namespace) -> int:
+    return _set_active(args, True)
+
+
+def run_assignments_add(args: argparse.Namespace) -> int:
+    data = {
+        "id": args.id,
+        "role": {"code": args.role_code, "name": args.role_name},
+        "unit": {"id": args.unit_id, "name": args.unit_name},
+        "organization": {"id": args.organization_id, "name": args.organization_name},
+        "clients": [c.strip() for c in args.clients.replace(";", ",").split(",") if c.strip()],
+        "valid_from": args.valid_from,
+        "valid_to": args.valid_to,
+        "username": args.username,
+    }
+    try:
+        record = AssignmentRecord.model_validate({k: v for k, v in data.items() if v is not None})
+    except ValidationError as exc:
+        return _fail(_validation_message(exc))
+
+    async def work(engine: AsyncEngine) -> int:
+        async with _Transaction(engine) as conn:
+            assignment = await admin.add_assignment(conn, args.user, record)
+        if args.json:
+            _print_json(assignment.to_record())
+        else:
+            print(f"added assignment {assignment.id}")
+        return 0
+
+    return _execute(args, work)
+
+
+def run_assignments_remove(args: argparse.Namespace) -> int:
+    async def work(engine: AsyncEngine) -> int:
+        async with _Transaction(engine) as conn:
+            await admin.remove_assignment(conn, args.user, args.assignment)
+        if args.json:
+            _print_json({"removed": args.assignment})
+        else:
+            print(f"removed assignment {args.assignment}")
+        return 0
+
+    return _execute(args, work)
+
+
+class _DryRun(Exception):
+    """Raised inside the import transaction to roll it back on purpose."""
+
+
+def _read_text(name: str) -> str:
+    if name == "-":
+        return sys.stdin.read()
+    try:
+        return Path(name).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise CliError(f"{name}: cannot read the file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{name}: the file is not UTF-8 text (save it as CSV UTF-8)") from None
+
+
+def run_import(args: argparse.Namespace) -> int:
+    try:
+        rows = parse_csv(_read_text(args.file), delimiter=args.delimiter)
+    except CliError as exc:
+        return _fail(str(exc))
+    except CsvError as exc:
+        return _import_failed(args, exc.problems)
+
+    async def work(engine: AsyncEngine) -> int:
+        try:
+            async with _Transaction(engine) as conn:
+                result = await admin.import_users(conn, rows)
+                if args.dry_run:
+                    raise _DryRun
+        except admin.ImportFailed as exc:
+            return _import_failed(args, exc.problems)
+        except _DryRun:
+            pass
+        summary = {"created": result.created, "updated": result.updated,
+                   "assignments": result.assignments, "written": not args.dry_run}
+        if args.json:
+            _print_json(summary)
+        else:
+            print(f"{'checked' if args.dry_run else 'imported'}: {result.created} users created, "
+                  f"{result.updated} replaced, {result.assignments} assignments"
+                  + (" (dry run: nothing written)" if args.dry_run else ""))
+        return 0
+
+    return _execute(args, work)
+
+
+def _import_failed(args: argparse.Namespace, problems: list[str]) -> int:
+    if args.json:
+        _print_json({"written": False, "problems": problems}, sys.stderr)
+    else:
+        for p in problems:
+            print(f"{args.file}: {p}", file=sys.stderr)
+        print(f"broker authz: error: {len(problems)} problem(s); nothing was imported",
+              file=sys.stderr)
+    return 1
+
+
+def run_export(args: argparse.Namespace) -> int:
+    async def work(engine: AsyncEngine) -> int:
+        async with _Transaction(engine) as conn:
+            found = await queries.all_users(conn)
+        text = write_csv(found, delimiter=args.delimiter)
+        if args.file == "-":
+            sys.stdout.write(text)
+        else:
+            Path(args.file).write_text(text, encoding="utf-8")
+            print(f"wrote {len(found)} users to {args.file} (it holds whole personal numbers)",
+                  file=sys.stderr)
+        return 0
+
+    return _execute(args, work)
+
+
+def run_check_file(args: argparse.Namespace) -> int:
+    try:
+        found = read_users(Path(args.file))
+    except AuthorizationFileError as exc:
+        if args.json:
+            _print_json({"ok": False, "problems": str(exc).splitlines()})
+        else:
+            print(exc, file=sys.stderr)
+        return 1
+    count = sum(len(u.assignments) for u in found)
+    if args.json:
+        _print_json({"ok": True, "users": len(found), "assignments": count})
+    else:
+        print(f"{args.file}: ok, {len(found)} users, {count} assignments")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

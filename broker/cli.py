@@ -1,0 +1,123 @@
+"""The `broker` command: serve, demo, keys, authz, simulator, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .config import ConfigError, Settings, load_settings
+
+
+def _settings(path: str) -> Settings:
+    return load_settings(path)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from .app import open_keyring
+
+    settings = _settings(args.config)
+    if not settings.keys.generate:
+        open_keyring(settings)
+    print(f"{args.config}: OK ({len(settings.clients)} clients, store {settings.store.url.split('://')[0]})")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    settings = _settings(args.config)
+    from .app import create_app
+
+    create_app(settings)  # validate everything (keys, source, connectors) before binding
+    os.environ["BROKER_CONFIG"] = os.path.abspath(args.config)
+    uvicorn.run("broker.app:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, proxy_headers=False, server_header=False,
+                timeout_graceful_shutdown=args.graceful_timeout, log_level=args.log_level)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from .app import signed_lifetime
+    from .keys import KeyRing
+
+    settings = _settings(args.config)
+    ring = KeyRing(settings.path(settings.keys.dir), retention=signed_lifetime(settings))
+    ring.load()
+    if args.keys_command == "generate":
+        made = ring.generate_missing()
+        for key in made:
+            print(f"generated {key.alg} key {key.kid} ({key.state})")
+        if not made:
+            print("every algorithm already has an active and a next key")
+    elif args.keys_command == "rotate":
+        for line in ring.rotate():
+            print(line)
+    else:
+        for key in ring.keys:
+            retired = f" retired_at={key.retired_at}" if key.retired_at else ""
+            print(f"{key.kid}  {key.alg}  {key.state}{retired}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="broker", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the broker")
+    p.add_argument("--config", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--graceful-timeout", type=int, default=20)
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("check-config", help="validate a config file without serving")
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("keys", help="signing keys: generate, rotate, list")
+    p.add_argument("keys_command", choices=["generate", "rotate", "list"])
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=cmd_keys)
+
+    _optional_commands(sub)
+    return parser
+
+
+def _optional_commands(sub: argparse._SubParsersAction) -> None:
+    """Commands whose packages register themselves (authz admin, simulator, demo)."""
+    try:
+        from .authz.cli import add_commands
+    except ImportError:
+        pass
+    else:
+        add_commands(sub)
+    p = sub.add_parser("simulator", help="run a simulator of an upstream service")
+    p.add_argument("service", choices=["bankid"])
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_simulator)
+
+
+def _simulator(args: argparse.Namespace) -> int:
+    from .simulators.bankid import main
+
+    return main(args.rest)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Everything a request handler needs, built once by the app factory (no global state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import httpx
+
+if TYPE_CHECKING:
+    from .audit import AuditLog
+    from .authz import AuthorizationSource
+    from .config import Settings
+    from .connectors import Connector
+    from .keys import KeyRing
+    from .oidc.clients import ClientRegistry
+    from .oidc.server import Provider
+    from .oidc.tokens import Signer
+    from .oidc.transaction import Transactions
+    from .security import Cookies, TrustedProxies
+    from .session import Sessions
+    from .store import Store
+    from .web.pages import Pages
+
+
+@dataclass
+class Broker:
+    settings: Settings
+    store: Store
+    keyring: KeyRing
+    signer: Signer
+    clients: ClientRegistry
+    provider: Provider
+    transactions: Transactions
+    sessions: Sessions
+    pages: Pages
+    cookies: Cookies
+    proxies: TrustedProxies
+    source: AuthorizationSource
+    audit: AuditLog
+    http: httpx.AsyncClient
+    connectors: dict[str, Connector] = field(default_factory=dict)
+    csrf_secret: bytes = b""
+
+    @property
+    def issuer(self) -> str:
+        return self.settings.issuer
+
+    def acr_values(self) -> list[str]:
+        out: list[str] = []
+        for connector in self.connectors.values():
+            out.extend(a for a in connector.acr_values if a not in out)
+        return out

@@ -1,0 +1,213 @@
+"""Signing keys: load, generate, rotate, publish.
+
+Key lifecycle, so that relying parties that cache the JWKS never meet an unknown `kid`:
+
+    next      published in the JWKS, signs nothing yet
+    active    signs; one per algorithm
+    retired   signs nothing, stays published until everything it signed has expired
+
+`broker keys rotate` promotes the pre-published `next` key and publishes a fresh `next`.
+Each key is one private JWK in `<kid>.json` (mode 0600) with its state alongside.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from joserfc.jwk import ECKey, KeySet, RSAKey
+
+ALGORITHMS = ("RS256", "ES256")
+_META = ("state", "created", "retired_at")
+
+
+class KeyError_(Exception):
+    """A key directory that cannot be used; the message names the file."""
+
+
+@dataclass
+class SigningKey:
+    alg: str
+    key: RSAKey | ECKey
+    state: str
+    created: int
+    retired_at: int | None = None
+
+    @property
+    def kid(self) -> str:
+        return self.key.kid  # type: ignore[return-value]
+
+    def public_jwk(self) -> dict[str, Any]:
+        data = self.key.as_dict(private=False)
+        data.update({"kid": self.kid, "use": "sig", "alg": self.alg})
+        return data
+
+    def to_file(self) -> dict[str, Any]:
+        data = self.key.as_dict(private=True)
+        data.update({"kid": self.kid, "use": "sig", "alg": self.alg})
+        data.update({"state": self.state, "created": self.created, "retired_at": self.retired_at})
+        return data
+
+
+def generate_key(alg: str, state: str = "active", now: int | None = None) -> SigningKey:
+    params = {"use": "sig", "alg": alg}
+    if alg == "RS256":
+        key: RSAKey | ECKey = RSAKey.generate_key(2048, parameters=params, auto_kid=True)
+    elif alg == "ES256":
+        key = ECKey.generate_key("P-256", parameters=params, auto_kid=True)
+    else:
+        raise ValueError(f"unsupported signing algorithm {alg}")
+    return SigningKey(alg=alg, key=key, state=state, created=int(now or time.time()))
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1)
+    os.replace(tmp, path)
+
+
+class KeyRing:
+    """The keys in one directory. Reloaded when the directory changes (rotation by CLI
+    or a new Kubernetes Secret) so replicas follow without a restart."""
+
+    def __init__(self, directory: Path, retention: int) -> None:
+        self.directory = directory
+        self.retention = retention  # longest lifetime of anything we sign
+        self.keys: list[SigningKey] = []
+        self._stamp: tuple[float, int] | None = None
+        self._checked = 0.0
+        self._jwks_cache: tuple[int, bytes] | None = None
+
+    # -- loading ----------------------------------------------------------------------
+    def _fingerprint(self) -> tuple[float, int]:
+        files = list(self.directory.glob("*.json")) if self.directory.is_dir() else []
+        return (max((f.stat().st_mtime for f in files), default=0.0), len(files))
+
+    def load(self) -> None:
+        keys: list[SigningKey] = []
+        if self.directory.is_dir():
+            for path in sorted(self.directory.glob("*.json")):
+                try:
+                    data = json.loads(path.read_text(encoding="utf-8"))
+                    meta = {k: data.pop(k, None) for k in _META}
+                    alg = data.get("alg")
+                    if alg not in ALGORITHMS:
+                        raise ValueError(f"alg must be one of {ALGORITHMS}")
+                    cls = RSAKey if alg == "RS256" else ECKey
+                    key = cls.import_key(data)
+                    if not key.is_private:
+                        raise ValueError("holds no private key")
+                    if alg == "RS256" and key.raw_value.key_size < 2048:  # type: ignore[union-attr]
+                        raise ValueError("RSA keys must have at least 2048 bits")
+                except (OSError, ValueError, TypeError) as exc:
+                    raise KeyError_(f"{path}: unusable signing key ({exc})") from None
+                keys.append(
+                    SigningKey(
+                        alg=alg,
+                        key=key,
+                        state=meta["state"] or "active",
+                        created=int(meta["created"] or 0),
+                        retired_at=meta["retired_at"],
+                    )
+                )
+        self.keys = keys
+        self._stamp = self._fingerprint()
+        self._jwks_cache = None
+
+    def refresh(self, interval: float = 10.0) -> None:
+        """Reload if the directory changed; checked at most every `interval` seconds."""
+        now = time.monotonic()
+        if now - self._checked < interval:
+            return
+        self._checked = now
+        if self._fingerprint() != self._stamp:
+            self.load()
+
+    def save(self, key: SigningKey) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        _write_private(self.directory / f"{key.kid}.json", key.to_file())
+
+    # -- use --------------------------------------------------------------------------
+    def signing_key(self, alg: str) -> SigningKey:
+        for key in self.keys:
+            if key.alg == alg and key.state == "active":
+                return key
+        raise KeyError_(f"no active {alg} signing key in {self.directory}")
+
+    def published(self, now: int | None = None) -> list[SigningKey]:
+        now = int(now or time.time())
+        return [
+            k
+            for k in self.keys
+            if k.state in ("active", "next")
+            or (k.state == "retired" and (k.retired_at or 0) + self.retention > now)
+        ]
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [k.public_jwk() for k in self.published()]}
+
+    def jwks_bytes(self) -> bytes:
+        """The JWKS document, rebuilt at most once a minute (retired keys age out)."""
+        minute = int(time.time()) // 60
+        if self._jwks_cache is None or self._jwks_cache[0] != minute:
+            body = json.dumps(self.jwks(), separators=(",", ":")).encode()
+            self._jwks_cache = (minute, body)
+        return self._jwks_cache[1]
+
+    def verification_keys(self) -> KeySet:
+        """Our own published keys, to check our own tokens (id_token_hint, JWT tokens)."""
+        return KeySet([k.key for k in self.published()])
+
+    def missing(self) -> list[str]:
+        have = {k.alg for k in self.keys if k.state == "active"}
+        return [a for a in ALGORITHMS if a not in have]
+
+    # -- operations (CLI) -------------------------------------------------------------
+    def generate_missing(self) -> list[SigningKey]:
+        """An active and a pre-published next key for every algorithm that lacks them."""
+        made = []
+        for alg in ALGORITHMS:
+            states = {k.state for k in self.keys if k.alg == alg}
+            for state in ("active", "next"):
+                if state not in states:
+                    key = generate_key(alg, state)
+                    self.save(key)
+                    made.append(key)
+        self.load()
+        return made
+
+    def rotate(self, algs: tuple[str, ...] = ALGORITHMS, now: int | None = None) -> list[str]:
+        """Promote each `next` key, retire the active one, publish a fresh `next`,
+        and drop retired keys whose tokens have all expired."""
+        now = int(now or time.time())
+        report = []
+        for alg in algs:
+            current = [k for k in self.keys if k.alg == alg and k.state == "active"]
+            upcoming = [k for k in self.keys if k.alg == alg and k.state == "next"]
+            if not upcoming:
+                fresh = generate_key(alg, "next", now)
+                self.save(fresh)
+                report.append(f"{alg}: published next key {fresh.kid}; it signs after the next rotation")
+                continue
+            for key in current:
+                key.state, key.retired_at = "retired", now
+                self.save(key)
+            promoted = upcoming[0]
+            promoted.state = "active"
+            self.save(promoted)
+            fresh = generate_key(alg, "next", now)
+            self.save(fresh)
+            retired = ", ".join(k.kid for k in current) or "none"
+            report.append(f"{alg}: {promoted.kid} signs now; retired {retired}; next is {fresh.kid}")
+        for key in list(self.keys):
+            if key.state == "retired" and (key.retired_at or 0) + self.retention <= now:
+                (self.directory / f"{key.kid}.json").unlink(missing_ok=True)
+                report.append(f"{key.alg}: removed {key.kid} (everything it signed has expired)")
+        self.load()
+        return report

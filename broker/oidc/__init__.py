@@ -1,0 +1,1 @@
+"""The OpenID Connect provider: endpoints, clients, grants, claims, discovery, logout."""

@@ -1,0 +1,178 @@
+"""Which claims a relying party receives, and where.
+
+Vocabulary (see the claims table in README.md):
+- identity claims of the Swedish OIDC profile, released by scope or `claims` request;
+- healthcare claims under the names Inera's IdP already hands to care systems, so an RP
+  migrating from there changes nothing; `roleCode` is ours (Inera has no role code);
+- the chosen assignment always goes into the ID token; the list of all the user's
+  assignments comes only from UserInfo, under the scope `assignments` (tokens stay small).
+
+Release rules of the Swedish profile: never release an identity claim that was not asked
+for by scope or `claims`; destinations in the `claims` parameter win over the scope's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..identifiers import is_coordination_number
+from .tokens import b64
+
+OIDC_SE = "https://id.oidc.se/claim/"
+PIN = OIDC_SE + "personalIdentityNumber"
+COORDINATION = OIDC_SE + "coordinationNumber"
+SCOPE_NUMBER = "https://id.oidc.se/scope/naturalPersonNumber"
+SCOPE_INFO = "https://id.oidc.se/scope/naturalPersonInfo"
+SCOPE_ASSIGNMENTS = "assignments"
+
+NAME_CLAIMS = ("name", "given_name", "family_name")
+SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
+    "profile": NAME_CLAIMS,
+    SCOPE_INFO: NAME_CLAIMS,
+    SCOPE_NUMBER: (PIN, COORDINATION),
+    "email": ("email",),
+    SCOPE_ASSIGNMENTS: ("assignments",),
+}
+# Claims the scope itself sends to the ID token as well (naturalPersonNumber is essential there).
+SCOPE_ID_TOKEN = {PIN, COORDINATION}
+
+ASSIGNMENT_CLAIMS = (
+    "employeeHsaId",
+    "commissionHsaId",
+    "commissionName",
+    "roleCode",
+    "healthCareUnitHsaId",
+    "healthCareUnitName",
+    "healthCareProviderHsaId",
+    "healthCareProviderName",
+)
+PROTOCOL_CLAIMS = {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
+                   "at_hash", "azp", "jti"}
+_HSA = re.compile(r"^SE\d{10}-[A-Za-z0-9]+$")
+
+
+class ClaimsRequestError(ValueError):
+    """A `claims` parameter that is not the JSON object OIDC Core 5.5 describes."""
+
+
+def parse_claims_request(raw: str | dict | None) -> dict[str, dict[str, Any]]:
+    if raw in (None, ""):
+        return {}
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise ClaimsRequestError("the claims parameter is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ClaimsRequestError("the claims parameter must be a JSON object")
+    out: dict[str, dict[str, Any]] = {}
+    for member in ("id_token", "userinfo"):
+        part = data.get(member)
+        if part is None:
+            continue
+        if not isinstance(part, dict) or not all(v is None or isinstance(v, dict) for v in part.values()):
+            raise ClaimsRequestError(f"claims.{member} must map claim names to null or an object")
+        out[member] = part
+    return out
+
+
+def pairwise_subject(user_id: str, sector: str, salt: str) -> str:
+    return b64(hashlib.sha256(f"{sector}|{user_id}|{salt}".encode()).digest())
+
+
+def subject_for(user_id: str, client_settings: Any, salt: str | None) -> str:
+    if client_settings.subject_type == "pairwise" and salt:
+        sector = urlsplit(client_settings.redirect_uris[0]).hostname or client_settings.client_id
+        return pairwise_subject(user_id, sector, salt)
+    return user_id
+
+
+def assignment_claims(user: dict[str, Any], assignment: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if user.get("hsa_id"):
+        out["employeeHsaId"] = user["hsa_id"]
+    if not assignment:
+        return out
+    out["commissionHsaId"] = assignment["id"]
+    out["commissionName"] = assignment["role"]["name"]
+    out["roleCode"] = assignment["role"]["id"]
+    unit, org = assignment["unit"], assignment["organization"]
+    if _HSA.match(unit["id"]):
+        out["healthCareUnitHsaId"] = unit["id"]
+    else:
+        out["unitId"] = unit["id"]
+    out["healthCareUnitName"] = unit["name"]
+    out["healthCareProviderHsaId" if _HSA.match(org["id"]) else "organizationId"] = org["id"]
+    out["healthCareProviderName"] = org["name"]
+    return out
+
+
+def person_claims(grant: dict[str, Any]) -> dict[str, Any]:
+    """Every identity claim we could release for this login (released only on request)."""
+    user, identity = grant.get("user") or {}, grant.get("identity") or {}
+    out: dict[str, Any] = {}
+    pin = identity.get("personal_identity_number") or user.get("personal_identity_number")
+    if pin:
+        out[COORDINATION if is_coordination_number(pin) else PIN] = pin
+    given = identity.get("given_name") or user.get("given_name")
+    family = identity.get("family_name") or user.get("family_name")
+    if given:
+        out["given_name"] = given
+    if family:
+        out["family_name"] = family
+    name = identity.get("name") or " ".join(x for x in (given, family) if x)
+    if name:
+        out["name"] = name
+    if user.get("email"):
+        out["email"] = user["email"]
+    out.update(identity.get("claims") or {})
+    if grant.get("assignments") is not None:
+        out["assignments"] = grant["assignments"]
+    return out
+
+
+def release(grant: dict[str, Any], destination: str) -> dict[str, Any]:
+    """Claims for `destination` ("id_token" or "userinfo") before per-client mapping."""
+    scopes = set(grant.get("scope", "").split())
+    requested = grant.get("claims_request") or {}
+    available = person_claims(grant)
+    wanted: set[str] = set()
+    for scope in scopes:
+        for claim in SCOPE_CLAIMS.get(scope, ()):
+            if destination == "userinfo" or claim in SCOPE_ID_TOKEN:
+                wanted.add(claim)
+    wanted |= set(requested.get(destination, {}))
+    out = {c: available[c] for c in wanted if c in available and c not in PROTOCOL_CLAIMS}
+    out.update(assignment_claims(grant.get("user") or {}, grant.get("assignment")))
+    return out
+
+
+def apply_mapping(claims: dict[str, Any], mapping: dict[str, str | None]) -> dict[str, Any]:
+    """Per-client renames (`from: to`) and drops (`from: null`); protocol claims are fixed."""
+    if not mapping:
+        return claims
+    out: dict[str, Any] = {}
+    for name, value in claims.items():
+        if name in PROTOCOL_CLAIMS or name not in mapping:
+            out[name] = value
+        elif mapping[name]:
+            out[mapping[name]] = value  # type: ignore[index]
+    return out
+
+
+def unmet_essential(grant: dict[str, Any], destination: str, delivered: dict[str, Any]) -> list[str]:
+    """Essential claims asked for in `claims` that this login cannot deliver."""
+    requested = (grant.get("claims_request") or {}).get(destination, {})
+    missing = []
+    for name, spec in requested.items():
+        if isinstance(spec, dict) and spec.get("essential") and name not in PROTOCOL_CLAIMS:
+            if name not in delivered:
+                missing.append(name)
+            elif "value" in spec and delivered[name] != spec["value"]:
+                missing.append(name)
+            elif "values" in spec and delivered[name] not in spec["values"]:
+                missing.append(name)
+    return missing

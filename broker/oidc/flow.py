@@ -1,0 +1,349 @@
+"""The steps of a login between the authorization request and the code.
+
+    /login/<txn>           bind to this browser; reuse the SSO session or pick a method
+    /login/<txn>/method    the person chose a method: the connector takes over
+    (connector)            ...upstream login... -> Flow.finish(identity)
+    /login/<txn>/select    the person picked a role and unit
+    /login/<txn>/deny      the person read "no authorization" and pressed Back
+
+Only the browser that started the login can continue it; the result of an upstream login
+is accepted only for the transaction (and so the browser) it was started for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date
+from typing import Any
+
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from starlette.datastructures import ImmutableMultiDict
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..authz import Assignment, AuthorizationSourceError
+from ..connectors import Identity, LoginFailure
+from ..context import Broker
+from ..identifiers import mask_personal_number
+from ..security import BROWSER_COOKIE, browser_digest, browser_id
+from ..session import SSO_COOKIE
+from .claims import parse_claims_request, subject_for
+from .responses import error_to_client, location_params, to_client
+from .server import BrokerRequest, GrantUser
+from .tokens import new_id
+from .transaction import LoginTransaction
+
+log = logging.getLogger(__name__)
+
+
+class FlowError(Exception):
+    """A step that cannot go on; shown to the person as a page, never redirected."""
+
+    def __init__(self, key: str, status_code: int = 400) -> None:
+        super().__init__(key)
+        self.key = key
+        self.status_code = status_code
+
+
+METHOD_LABELS = {"bankid": "method_bankid", "siths": "method_siths"}
+
+
+class Flow:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/login/{txn_id}", self.resume, methods=["GET"]),
+            Route("/login/{txn_id}/method", self.choose_method, methods=["POST"]),
+            Route("/login/{txn_id}/select", self.select, methods=["POST"]),
+            Route("/login/{txn_id}/deny", self.deny, methods=["POST"]),
+        ]
+
+    # -- LoginFlow (what connectors call) ------------------------------------------------
+    async def load(self, request: Request, txn_id: str) -> LoginTransaction:
+        txn = await self.broker.transactions.get(txn_id)
+        if txn is None:
+            raise FlowError("error_expired", 410)
+        value = self.broker.cookies.get(request, BROWSER_COOKIE)
+        if not value or txn.browser != browser_digest(value):
+            raise FlowError("error_wrong_browser", 403)
+        return txn
+
+    async def save(self, txn: LoginTransaction) -> None:
+        await self.broker.transactions.save(txn)
+
+    def render(self, request: Request, template: str, context: dict[str, Any],
+               status_code: int = 200) -> Response:
+        return self.broker.pages.render(request, template, context, status_code)
+
+    async def finish(self, request: Request, txn: LoginTransaction, identity: Identity) -> Response:
+        record = identity.to_record()
+        evidence = record.pop("evidence", {})
+        self.broker.audit.event(
+            "upstream_login", client=txn.client_id, method=identity.method,
+            personal_identity_number=identity.personal_identity_number, hsa_id=identity.hsa_id,
+            acr=identity.acr, evidence=evidence, txn=txn.id,
+        )
+        log.info("upstream login by %s for %s (%s)", identity.method, txn.client_id,
+                 mask_personal_number(identity.personal_identity_number) or identity.hsa_id)
+        txn.identity = record
+        txn.from_session = False
+        return await self._authorize(request, txn, None)
+
+    async def fail(self, request: Request, txn: LoginTransaction, failure: LoginFailure) -> Response:
+        self.broker.audit.event("upstream_failure", client=txn.client_id, method=txn.method,
+                                outcome=failure.code, txn=txn.id)
+        return self.broker.pages.render(
+            request, "error.html",
+            {"message_key": failure.code, "values": {},
+             "back_url": f"/login/{txn.id}" if failure.retry else None},
+            status_code=400,
+        )
+
+    # -- routes --------------------------------------------------------------------------
+    async def resume(self, request: Request) -> Response:
+        broker = self.broker
+        txn = await broker.transactions.get(request.path_params["txn_id"])
+        if txn is None:
+            raise FlowError("error_expired", 410)
+        value, new = browser_id(request, broker.cookies)
+        digest = browser_digest(value)
+        if txn.browser is None:
+            txn.browser = digest  # the first browser to open the login owns it
+            await broker.transactions.save(txn)
+        elif txn.browser != digest:
+            raise FlowError("error_wrong_browser", 403)
+        response = await self._resume(request, txn)
+        if new:
+            broker.cookies.set(response, BROWSER_COOKIE, value)
+        return response
+
+    async def _resume(self, request: Request, txn: LoginTransaction) -> Response:
+        broker = self.broker
+        if txn.identity is not None and txn.choices and txn.assignment is None:
+            return self._picker(request, txn)
+        session = await broker.sessions.load(broker.cookies.get(request, SSO_COOKIE))
+        reusable = session is not None and self._session_satisfies(txn, session)
+        if reusable:
+            txn.identity = session.identity
+            txn.from_session = True
+            return await self._authorize(request, txn, session)
+        if "none" in txn.prompts:
+            return self._error(request, txn, "login_required", "no SSO session satisfies the request")
+        methods = self._methods(txn)
+        if not methods:
+            return self._error(request, txn, "unmet_authentication_requirements",
+                               "no login method here satisfies the request")
+        if len(methods) == 1:
+            return await self._start(request, txn, methods[0])
+        return broker.pages.render(request, "chooser.html", {
+            "txn_id": txn.id, "csrf": txn.csrf, "client_name": self._client_name(txn),
+            "ui_locales": txn.params.get("ui_locales"),
+            "methods": [{"value": m, "label": METHOD_LABELS.get(m, m)} for m in methods],
+        })
+
+    async def choose_method(self, request: Request) -> Response:
+        txn = await self.load(request, request.path_params["txn_id"])
+        form = await self._form(request, txn)
+        method = form.get("method")
+        if method not in self._methods(txn):
+            raise FlowError("error_generic")
+        return await self._start(request, txn, method)
+
+    async def select(self, request: Request) -> Response:
+        txn = await self.load(request, request.path_params["txn_id"])
+        form = await self._form(request, txn)
+        chosen = next((a for a in txn.choices if a["id"] == form.get("assignment")), None)
+        if txn.identity is None or chosen is None:
+            return self._picker(request, txn, status_code=400)
+        txn.assignment = chosen
+        return await self._complete(request, txn)
+
+    async def deny(self, request: Request) -> Response:
+        txn = await self.load(request, request.path_params["txn_id"])
+        await self._form(request, txn)
+        if txn.identity is None or txn.choices:
+            raise FlowError("error_generic")
+        await self.broker.transactions.end(txn)
+        return self._error(request, txn, "access_denied", "the user has no valid authorization for this client")
+
+    # -- steps ---------------------------------------------------------------------------
+    def _methods(self, txn: LoginTransaction) -> list[str]:
+        """Connectors that can serve this request: the RP's authnProvider choice and
+        essential acr narrow the list."""
+        names = list(self.broker.connectors)
+        asked = txn.params.get("https://id.oidc.se/param/authnProvider") or txn.params.get("authnProvider")
+        if asked:
+            names = [n for n in names if asked in (n, f"urn:broker:method:{n}")]
+        acr_values = txn.params.get("acr_values", "").split()
+        if acr_values:
+            preferred = [n for n in names if set(self.broker.connectors[n].acr_values) & set(acr_values)]
+            names = preferred or names
+        claims = parse_claims_request(txn.params.get("claims"))
+        acr = claims.get("id_token", {}).get("acr")
+        if isinstance(acr, dict) and acr.get("essential"):
+            wanted = set(acr.get("values") or ([acr["value"]] if "value" in acr else []))
+            if wanted:
+                names = [n for n in names if set(self.broker.connectors[n].acr_values) & wanted]
+        return names
+
+    async def _start(self, request: Request, txn: LoginTransaction, method: str) -> Response:
+        txn.method = method
+        await self.broker.transactions.save(txn)
+        return await self.broker.connectors[method].start(request, txn)
+
+    def _session_satisfies(self, txn: LoginTransaction, session: Any) -> bool:
+        prompts = txn.prompts
+        if "login" in prompts:
+            return False
+        if "max_age" in txn.params and time.time() - session.auth_time > int(txn.params["max_age"]):
+            return False
+        method = session.identity.get("method")
+        if method not in self._methods(txn):
+            return False
+        hint = txn.params.get("id_token_hint")
+        if hint:
+            try:
+                claims = self.broker.signer.verify(hint, check_exp=False)
+            except ValueError:
+                return False
+            client = self.broker.clients.get(claims.get("aud") if isinstance(claims.get("aud"), str) else None)
+            expected = subject_for(session.user["id"], client.settings, self.broker.settings.pairwise_salt) if client else None
+            if claims.get("sub") != expected:
+                return False
+        return True
+
+    async def _authorize(self, request: Request, txn: LoginTransaction, session: Any) -> Response:
+        """Identity known: ask the authorization source, then pick or ask for an assignment."""
+        broker = self.broker
+        identity = Identity.from_record({**txn.identity, "evidence": {}})
+        try:
+            if session is not None:
+                user = await broker.source.get_user(session.user["id"])
+            else:
+                user = await broker.source.find_user(identity)
+        except AuthorizationSourceError as exc:
+            log.error("authorization source failed: %s", exc)
+            raise FlowError("error_unavailable", 503) from None
+        choices: list[Assignment] = user.valid_assignments(txn.client_id, date.today()) if user else []
+        txn.user = user.to_record() if user else {"id": None, "given_name": identity.given_name,
+                                                   "family_name": identity.family_name}
+        txn.user.pop("assignments", None)
+        txn.choices = [a.to_record() for a in choices]
+        txn.assignment = None
+        if not choices:
+            await broker.transactions.save(txn)
+            broker.audit.event("authorization_denied", client=txn.client_id,
+                               user=user.id if user else None, method=identity.method,
+                               personal_identity_number=identity.personal_identity_number,
+                               outcome="no_valid_assignment" if user else "unknown_user")
+            if "none" in txn.prompts:
+                return self._error(request, txn, "access_denied", "no valid authorization")
+            name = identity.name or " ".join(x for x in (identity.given_name, identity.family_name) if x)
+            return broker.pages.render(request, "denied.html", {
+                "txn_id": txn.id, "csrf": txn.csrf, "client_name": self._client_name(txn),
+                "person_name": name or "?", "ui_locales": txn.params.get("ui_locales"),
+            }, status_code=403)
+        txn.assignment = self._preselect(txn, choices, session)
+        if txn.assignment is None:
+            if "none" in txn.prompts:
+                return self._error(request, txn, "interaction_required", "the user must choose a role and unit")
+            await broker.transactions.save(txn)
+            return self._picker(request, txn)
+        return await self._complete(request, txn, session)
+
+    def _preselect(self, txn: LoginTransaction, choices: list[Assignment], session: Any) -> dict | None:
+        if "select_account" in txn.prompts:
+            return None
+        if len(choices) == 1:
+            return choices[0].to_record()
+        if session is not None and session.assignment:
+            for a in choices:
+                if a.id == session.assignment.get("id"):
+                    return a.to_record()
+        wanted = parse_claims_request(txn.params.get("claims")).get("id_token", {})
+        for claim, field_ in (("healthCareUnitHsaId", "unit"), ("commissionHsaId", "id")):
+            spec = wanted.get(claim)
+            if isinstance(spec, dict) and "value" in spec:
+                hits = [a for a in choices if (a.unit.id if field_ == "unit" else a.id) == spec["value"]]
+                if len(hits) == 1:
+                    return hits[0].to_record()
+        return None
+
+    def _picker(self, request: Request, txn: LoginTransaction, status_code: int = 200) -> Response:
+        return self.broker.pages.render(request, "picker.html", {
+            "txn_id": txn.id, "csrf": txn.csrf, "client_name": self._client_name(txn),
+            "choices": txn.choices, "ui_locales": txn.params.get("ui_locales"),
+        }, status_code=status_code)
+
+    async def _complete(self, request: Request, txn: LoginTransaction, session: Any = None) -> Response:
+        """Create or extend the SSO session, issue the code, send the browser back."""
+        broker = self.broker
+        client = broker.clients.get(txn.client_id)
+        cookies = broker.cookies
+        cookie = cookies.get(request, SSO_COOKIE)
+        new_cookie = None
+        if txn.from_session:
+            session = session or await broker.sessions.load(cookie)
+        if not txn.from_session or session is None:
+            if session is not None:
+                await broker.sessions.end(session.sid)
+            new_cookie, session = await broker.sessions.create(txn.user, txn.identity)
+            cookie = new_cookie
+        session.clients[txn.client_id] = {"since": int(time.time())}
+        session.assignment = txn.assignment
+        await broker.sessions.save(cookie, session)
+
+        scope = txn.params.get("scope", "")
+        grant = {
+            "client_id": txn.client_id,
+            "sub": subject_for(txn.user["id"], client.settings, broker.settings.pairwise_salt),
+            "user": txn.user,
+            "identity": {k: v for k, v in txn.identity.items() if k != "evidence"},
+            "assignment": txn.assignment,
+            "assignments": txn.choices if "assignments" in scope.split() else None,
+            "auth_time": session.auth_time,
+            "acr": txn.identity.get("acr"),
+            "amr": txn.identity.get("amr"),
+            "sid": session.sid,
+            "claims_request": parse_claims_request(txn.params.get("claims")),
+            "scope": scope,
+        }
+        oauth_req = BrokerRequest("GET", broker.issuer + "/authorize",
+                                  ImmutableMultiDict(txn.params), {})
+        try:
+            auth_grant = broker.provider.get_authorization_grant(oauth_req)
+            redirect_uri = auth_grant.validate_authorization_request()
+            _, _, headers = auth_grant.create_authorization_response(
+                redirect_uri, GrantUser(grant=grant, family=new_id()))
+        except OAuth2Error as exc:
+            return self._error(request, txn, exc.error, exc.description)
+        await broker.store.put_many(oauth_req.work.writes)
+        await broker.transactions.end(txn)
+        broker.audit.event("login", client=txn.client_id, user=txn.user["id"],
+                           method=txn.identity.get("method"), sid=session.sid,
+                           assignment=txn.assignment["id"] if txn.assignment else None,
+                           sso=txn.from_session, outcome="success")
+        uri, params = location_params(dict(headers)["Location"])
+        response = to_client(broker, request, uri, params, txn.params.get("response_mode"))
+        if new_cookie:
+            cookies.set(response, SSO_COOKIE, new_cookie)
+        return response
+
+    # -- helpers -------------------------------------------------------------------------
+    async def _form(self, request: Request, txn: LoginTransaction) -> dict[str, str]:
+        form = await request.form()
+        if form.get("csrf") != txn.csrf:
+            raise FlowError("error_csrf", 403)
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+
+    def _client_name(self, txn: LoginTransaction) -> str:
+        client = self.broker.clients.get(txn.client_id)
+        return client.settings.client_name if client else txn.client_id
+
+    def _error(self, request: Request, txn: LoginTransaction, error: str, description: str | None) -> Response:
+        return error_to_client(self.broker, request, txn.params["redirect_uri"], error, description,
+                               txn.params.get("state"), txn.params.get("response_mode"))

@@ -1,0 +1,178 @@
+"""Web hygiene every response gets, and the small security primitives pages share:
+security headers, body limits, cookies, CSRF tokens, and the client address behind
+trusted proxies only."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+BROWSER_COOKIE = "broker_b"
+
+
+def origins(urls: Iterable[str]) -> list[str]:
+    out = []
+    for url in urls:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in out:
+            out.append(origin)
+    return out
+
+
+def content_security_policy(form_targets: Iterable[str]) -> str:
+    """No inline script or style anywhere; forms may post to us and, because Chromium
+    checks form-action on redirects too, to the registered relying parties."""
+    form_action = " ".join(["'self'", *origins(form_targets)])
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self'; form-action {form_action}; frame-ancestors 'none'; "
+        "base-uri 'none'"
+    )
+
+
+class SecurityHeaders:
+    """Pure ASGI (no BaseHTTPMiddleware overhead on the token endpoint's hot path)."""
+
+    def __init__(self, app: ASGIApp, *, csp: str, hsts: bool, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+        headers = [
+            (b"content-security-policy", csp.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+        ]
+        if hsts:
+            headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                await Response("Request body too large", 413, media_type="text/plain")(
+                    scope, receive, send
+                )
+                return
+
+        extra = self.headers
+        seen = 0
+        limit = self.max_body
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                raw = list(message.get("headers", []))
+                present = {k.lower() for k, _ in raw}
+                raw.extend(h for h in extra if h[0] not in present)
+                if b"cache-control" not in present:
+                    raw.append((b"cache-control", b"no-store"))
+                message["headers"] = raw
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except BodyTooLarge:
+            await Response("Request body too large", 413, media_type="text/plain")(
+                scope, receive, send_with_headers
+            )
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class TrustedProxies:
+    """Forwarded headers count only when the TCP peer is a configured proxy."""
+
+    def __init__(self, networks: Iterable[str]) -> None:
+        self.networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+
+    def trusted(self, address: str | None) -> bool:
+        if not address or not self.networks:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.networks)
+
+    def client_ip(self, request: Request) -> str:
+        peer = request.client.host if request.client else "127.0.0.1"
+        if not self.trusted(peer):
+            return peer
+        forwarded = request.headers.get("x-forwarded-for", "")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        # Walk from the nearest hop outwards; the first address not ours is the client.
+        for hop in reversed(hops):
+            if not self.trusted(hop):
+                try:
+                    return str(ipaddress.ip_address(hop))
+                except ValueError:
+                    return peer
+        return hops[0] if hops else peer
+
+
+class Cookies:
+    """`__Host-` cookies, Secure and HttpOnly; on a plain-http localhost issuer (demo)
+    the browser refuses both, so the prefix and Secure are dropped there only."""
+
+    def __init__(self, secure: bool) -> None:
+        self.secure = secure
+
+    def name(self, base: str) -> str:
+        return f"__Host-{base}" if self.secure else base
+
+    def get(self, request: Request, base: str) -> str | None:
+        return request.cookies.get(self.name(base))
+
+    def set(self, response: Response, base: str, value: str, max_age: int | None = None,
+            samesite: str = "lax") -> None:
+        response.set_cookie(
+            self.name(base), value, max_age=max_age, path="/", secure=self.secure,
+            httponly=True, samesite=samesite,  # type: ignore[arg-type]
+        )
+
+    def clear(self, response: Response, base: str) -> None:
+        response.delete_cookie(self.name(base), path="/", secure=self.secure, httponly=True,
+                               samesite="lax")
+
+
+def browser_id(request: Request, cookies: Cookies) -> tuple[str, bool]:
+    """The browser's binding value and whether it is new (then the caller sets it)."""
+    value = cookies.get(request, BROWSER_COOKIE)
+    if value and 20 <= len(value) <= 64:
+        return value, False
+    return secrets.token_urlsafe(24), True
+
+
+def browser_digest(value: str) -> str:
+    return hashlib.sha256(b"browser|" + value.encode()).hexdigest()
+
+
+def csrf_token(secret: bytes, binding: str) -> str:
+    return hmac.new(secret, binding.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def csrf_ok(secret: bytes, binding: str, token: str | None) -> bool:
+    return bool(token) and hmac.compare_digest(csrf_token(secret, binding), token or "")

@@ -1,0 +1,1 @@
+"""Pages a person sees: templates, static files, translations."""

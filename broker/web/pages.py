@@ -1,0 +1,72 @@
+"""Renders the pages a person sees, in their language, with the shared layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from .messages import LOCALES, translate
+
+HERE = Path(__file__).parent
+LANG_COOKIE = "broker_lang"
+
+
+def pick_locale(request: Request, ui_locales: str | None = None) -> str:
+    """`?lang=` (the switch), then the RP's `ui_locales`, the cookie, Accept-Language; sv."""
+    lang = request.query_params.get("lang")
+    if lang in LOCALES:
+        return lang
+    for tag in (ui_locales or "").split():
+        base = tag.split("-")[0].lower()
+        if base in LOCALES:
+            return base
+    cookie = request.cookies.get(LANG_COOKIE)
+    if cookie in LOCALES:
+        return cookie
+    for part in request.headers.get("accept-language", "").split(","):
+        base = part.split(";")[0].strip().split("-")[0].lower()
+        if base in LOCALES:
+            return base
+    return "sv"
+
+
+class Pages:
+    def __init__(self, extra_template_dirs: list[Path] | None = None) -> None:
+        dirs = [HERE / "templates", *(extra_template_dirs or [])]
+        self.env = Environment(
+            loader=FileSystemLoader([str(d) for d in dirs]),
+            autoescape=select_autoescape(["html"]),
+            auto_reload=False,
+        )
+
+    def add_template_dir(self, directory: Path) -> None:
+        self.env.loader.searchpath.append(str(directory))  # type: ignore[union-attr]
+
+    def render(self, request: Request, template: str, context: dict[str, Any],
+               status_code: int = 200, locale: str | None = None) -> HTMLResponse:
+        locale = locale or pick_locale(request, context.get("ui_locales"))
+        other = "en" if locale == "sv" else "sv"
+        query = dict(request.query_params)
+        query["lang"] = other
+        from urllib.parse import urlencode
+
+        ctx = {
+            "lang": locale,
+            "t": lambda key, **kw: translate(locale, key, **kw),
+            "switch_url": f"{request.url.path}?{urlencode(query)}",
+            **context,
+        }
+        body = self.env.get_template(template).render(ctx)
+        response = HTMLResponse(body, status_code=status_code)
+        if request.query_params.get("lang") in LOCALES:
+            response.set_cookie(LANG_COOKIE, locale, max_age=365 * 86400, path="/",
+                                samesite="lax", httponly=True)
+        return response
+
+    def error(self, request: Request, key: str, status_code: int = 400, **values: Any) -> HTMLResponse:
+        return self.render(request, "error.html", {"message_key": key, "values": values},
+                           status_code=status_code)

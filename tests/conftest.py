@@ -1,0 +1,97 @@
+"""Shared fixtures: a real Redis for the whole run, and a running broker per module."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import httpx
+import pytest
+from joserfc.jwk import ECKey
+
+from broker.app import create_app
+from broker.config import parse_settings
+from broker.store import open_store
+from tests.support.fakes import FakeConnector, FakeSource, default_users
+from tests.support.redis import free_port, redis_url
+from tests.support.rp import FakeRP
+from tests.support.server import serve
+
+REDIRECT = "https://rp.example/cb"
+
+
+@pytest.fixture(scope="session")
+def redis() -> str:
+    with redis_url() as url:
+        yield url
+
+
+def base_config(issuer: str, keys_dir: Path, redis: str, jwt_key: ECKey) -> dict:
+    return {
+        "issuer": issuer,
+        "store": {"url": redis, "prefix": f"t{secrets.token_hex(4)}:"},
+        "keys": {"dir": str(keys_dir), "generate": True},
+        "tokens": {"refresh_grace": 2},
+        "pairwise_salt": "pairwise-salt-for-tests-0123456789",
+        "audit": {"target": str(keys_dir.parent / "audit.log")},
+        "clients": [
+            {"client_id": "rp-basic", "client_name": "Lifecare", "client_secret": "s" * 32,
+             "redirect_uris": [REDIRECT], "post_logout_redirect_uris": ["https://rp.example/bye"],
+             "scopes": ["openid", "profile", "https://id.oidc.se/scope/naturalPersonNumber",
+                        "assignments"]},
+            {"client_id": "rp-post", "client_name": "MCSS", "client_secret": "p" * 32,
+             "token_endpoint_auth_method": "client_secret_post", "redirect_uris": [REDIRECT],
+             "subject_type": "pairwise"},
+            {"client_id": "rp-jwt", "client_name": "JWT RP",
+             "token_endpoint_auth_method": "private_key_jwt",
+             "jwks": {"keys": [jwt_key.as_dict(private=False)]},
+             "redirect_uris": [REDIRECT], "id_token_signed_response_alg": "ES256",
+             "userinfo_signed_response_alg": "RS256", "access_token_format": "jwt",
+             "claims": {"commissionName": "role", "healthCareUnitName": None}},
+        ],
+    }
+
+
+class Running:
+    def __init__(self, issuer, app, source, connector_box, jwt_key):
+        self.issuer = issuer
+        self.app = app
+        self.broker = app.state.broker
+        self.source = source
+        self.connector_box = connector_box
+        self.jwt_key = jwt_key
+
+    def rp(self, client_id="rp-basic") -> FakeRP:
+        if client_id == "rp-basic":
+            return FakeRP(self.issuer, client_id, REDIRECT, "s" * 32)
+        if client_id == "rp-post":
+            return FakeRP(self.issuer, client_id, REDIRECT, "p" * 32, auth="client_secret_post")
+        return FakeRP(self.issuer, client_id, REDIRECT, auth="private_key_jwt", key=self.jwt_key)
+
+    def browser(self) -> httpx.Client:
+        return httpx.Client(base_url=self.issuer, timeout=10)
+
+    @property
+    def connector(self) -> FakeConnector:
+        return self.connector_box[0]
+
+
+@pytest.fixture(scope="module")
+def broker_server(redis, tmp_path_factory):
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    tmp = tmp_path_factory.mktemp("broker")
+    jwt_key = ECKey.generate_key("P-256", auto_kid=True)
+    settings = parse_settings(base_config(issuer, tmp / "keys", redis, jwt_key), str(tmp / "broker.yaml"))
+    source = FakeSource(default_users(("rp-basic", "rp-post", "rp-jwt")))
+    box: list[FakeConnector] = []
+
+    def factory(broker, flow):
+        box.append(FakeConnector(broker, flow))
+        return box[-1]
+
+    app = create_app(settings, store=open_store(redis, settings.store.prefix), source=source,
+                     connectors={"test": factory})
+    with serve(app, port) as url:
+        assert url == issuer
+        yield Running(issuer, app, source, box, jwt_key)

@@ -1,0 +1,1 @@
+"""Test-only helpers: a connector and an authorization source that no config can name."""
