@@ -171,6 +171,7 @@ class KeyRing:
     # -- operations (CLI) -------------------------------------------------------------
     def generate_missing(self) -> list[SigningKey]:
         """An active and a pre-published next key for every algorithm that lacks them."""
+        self.load()
         made = []
         for alg in ALGORITHMS:
             states = {k.state for k in self.keys if k.alg == alg}
@@ -186,6 +187,7 @@ class KeyRing:
         """Promote each `next` key, retire the active one, publish a fresh `next`,
         and drop retired keys whose tokens have all expired."""
         now = int(now or time.time())
+        self.load()
         report = []
         for alg in algs:
             current = [k for k in self.keys if k.alg == alg and k.state == "active"]

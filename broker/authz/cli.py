@@ -23,7 +23,8 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
@@ -234,38 +235,15 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-async def _checked(engine: AsyncEngine) -> AsyncConnection:
-    """A transaction on a database whose schema is current (else: run migrate)."""
-    conn = await engine.connect()
-    try:
+@asynccontextmanager
+async def _transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One transaction on a database whose schema is current (else: run migrate).
+
+    Commits when the block ends normally, rolls back on any exception.
+    """
+    async with engine.begin() as conn:
         await check_version(conn)
-        await conn.begin()
-    except BaseException:
-        await conn.close()
-        raise
-    return conn
-
-
-class _Transaction:
-    """`async with _Transaction(engine) as conn`: commits on success, rolls back otherwise."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.conn: AsyncConnection | None = None
-
-    async def __aenter__(self) -> AsyncConnection:
-        self.conn = await _checked(self.engine)
-        return self.conn
-
-    async def __aexit__(self, exc_type: Any, *_: Any) -> None:
-        assert self.conn is not None
-        try:
-            if exc_type is None:
-                await self.conn.commit()
-            else:
-                await self.conn.rollback()
-        finally:
-            await self.conn.close()
+        yield conn
 
 
 # --- presentation -------------------------------------------------------------------------
@@ -360,7 +338,7 @@ def run_users_add(args: argparse.Namespace) -> int:
         return _fail(_validation_message(exc))
 
     async def work(engine: AsyncEngine) -> int:
-        async with _Transaction(engine) as conn:
+        async with _transaction(engine) as conn:
             user = await admin.add_user(conn, record)
         if args.json:
             _print_json(_masked_record(user))
@@ -373,7 +351,7 @@ def run_users_add(args: argparse.Namespace) -> int:
 
 def run_users_list(args: argparse.Namespace) -> int:
     async def work(engine: AsyncEngine) -> int:
-        async with _Transaction(engine) as conn:
+        async with _transaction(engine) as conn:
             found = await queries.all_users(conn)
         if args.json:
             _print_json([_masked_record(u) for u in found])
@@ -402,7 +380,7 @@ def run_users_list(args: argparse.Namespace) -> int:
 
 def run_users_show(args: argparse.Namespace) -> int:
     async def work(engine: AsyncEngine) -> int:
-        async with _Transaction(engine) as conn:
+        async with _transaction(engine) as conn:
             user = await admin.resolve_user(conn, args.user)
         if args.json:
             _print_json(user_to_record(user))
@@ -415,7 +393,7 @@ def run_users_show(args: argparse.Namespace) -> int:
 
 def _set_active(args: argparse.Namespace, active: bool) -> int:
     async def work(engine: AsyncEngine) -> int:
-        async with _Transaction(engine) as conn:
+        async with _transaction(engine) as conn:
             user = await admin.set_active(conn, args.user, active)
         if args.json:
             _print_json(_masked_record(user))
@@ -451,7 +429,7 @@ def run_assignments_add(args: argparse.Namespace) -> int:
         return _fail(_validation_message(exc))
 
     async def work(engine: AsyncEngine) -> int:
-        async with _Transaction(engine) as conn:
+        async with _transaction(engine) as conn:
             assignment = await admin.add_assignment(conn, args.user, record)
         if args.json:
             _print_json(assignment.to_record())
@@ -464,7 +442,7 @@ def run_assignments_add(args: argparse.Namespace) -> int:
 
 def run_assignments_remove(args: argparse.Namespace) -> int:
     async def work(engine: AsyncEngine) -> int:
-        async with _Transaction(engine) as conn:
+        async with _transaction(engine) as conn:
             await admin.remove_assignment(conn, args.user, args.assignment)
         if args.json:
             _print_json({"removed": args.assignment})
@@ -500,7 +478,7 @@ def run_import(args: argparse.Namespace) -> int:
 
     async def work(engine: AsyncEngine) -> int:
         try:
-            async with _Transaction(engine) as conn:
+            async with _transaction(engine) as conn:
                 result = await admin.import_users(conn, rows)
                 if args.dry_run:
                     raise _DryRun
@@ -534,13 +512,13 @@ def _import_failed(args: argparse.Namespace, problems: list[str]) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     async def work(engine: AsyncEngine) -> int:
-        async with _Transaction(engine) as conn:
+        async with _transaction(engine) as conn:
             found = await queries.all_users(conn)
         text = write_csv(found, delimiter=args.delimiter)
         if args.file == "-":
             sys.stdout.write(text)
         else:
-            Path(args.file).write_text(text, encoding="utf-8")
+            await asyncio.to_thread(Path(args.file).write_text, text, encoding="utf-8")
             print(f"wrote {len(found)} users to {args.file} (it holds whole personal numbers)",
                   file=sys.stderr)
         return 0

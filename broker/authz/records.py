@@ -60,7 +60,8 @@ def _pnr(value: str) -> str:
 
 
 def _hsa(value: str) -> str:
-    return check_hsa_id(value)
+    # HSA-ids compare case-insensitively; certificates and people write them either way.
+    return check_hsa_id(value.strip().upper())
 
 
 def _email(value: str) -> str:

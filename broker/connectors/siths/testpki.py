@@ -353,7 +353,7 @@ class SithsTestPKI:
         return builder.sign(authority.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
     # --- files --------------------------------------------------------------------------
-    def write_files(self, directory: str | Path, password: str = "1234") -> dict[str, Path]:
+    def write_files(self, directory: str | Path, password: str = "1234") -> dict[str, Path]:  # noqa: S107 - a test card
         """PEM files, keys and PKCS#12 test cards into `directory`; returns name -> path.
 
         `ca-bundle.pem` is the `trust.ca_bundle`; `<label>.p12` (password `password`) is a
