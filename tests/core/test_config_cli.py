@@ -1,0 +1,78 @@
+"""Configuration errors name the file and the key; the CLI exits non-zero and never
+half-starts; keys can be generated, rotated and listed from the CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from broker.config import ConfigError, load_settings
+
+GOOD = """
+issuer: https://login.example.se
+store: {url: "memory://"}
+keys: {dir: keys}
+clients:
+  - client_id: lifecare
+    client_name: Lifecare
+    client_secret: ${LIFECARE_SECRET}
+    redirect_uris: [https://lifecare.example/cb]
+"""
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "broker.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "LIFECARE_SECRET": "x" * 20})
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "broker.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text, expected", [
+    (GOOD.replace("https://lifecare.example/cb", "http://lifecare.example/cb"),
+     "broker.yaml: clients[0].redirect_uris: must use https"),
+    (GOOD.replace("memory://", "postgres://x"), "broker.yaml: store.url: must start with one of"),
+    (GOOD + "bogus: 1\n", "broker.yaml: bogus: unknown key"),
+    (GOOD.replace("client_secret: ${LIFECARE_SECRET}", "client_secret: ${NOPE}"),
+     "clients[0].client_secret: environment variable NOPE is not set"),
+    (GOOD.replace("    client_secret: ${LIFECARE_SECRET}\n", ""),
+     "clients[0]: client_secret is required for client_secret_basic"),
+    (GOOD.replace("issuer: https://login.example.se", "issuer: [1"), "broker.yaml: not valid YAML at line 3"),
+])
+def test_bad_config_names_file_and_key(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, env={"LIFECARE_SECRET": "x" * 20})
+    assert expected in str(err.value).replace(str(tmp_path) + "/", "")
+    result = run("check-config", "--config", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "configuration error" in result.stderr and "x" * 20 not in result.stderr
+
+
+def test_cli_keys_and_check_config(tmp_path):
+    path = write(tmp_path, GOOD)
+    missing = run("check-config", "--config", str(path), cwd=tmp_path)
+    assert missing.returncode == 2 and "broker keys generate" in missing.stderr
+    assert run("keys", "generate", "--config", str(path), cwd=tmp_path).returncode == 0
+    ok = run("check-config", "--config", str(path), cwd=tmp_path)
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    listing = run("keys", "list", "--config", str(path), cwd=tmp_path).stdout
+    assert listing.count("active") == 2 and listing.count("next") == 2
+    rotated = run("keys", "rotate", "--config", str(path), cwd=tmp_path)
+    assert "signs now" in rotated.stdout
+    listing = run("keys", "list", "--config", str(path), cwd=tmp_path).stdout
+    assert listing.count("retired_at") == 2 and listing.count("active") == 2
+    for f in (tmp_path / "keys").glob("*.json"):
+        assert "d" in json.loads(f.read_text())  # private keys live only in keys.dir
+
+
+def test_serve_refuses_bad_config_before_binding(tmp_path):
+    path = write(tmp_path, GOOD)  # no keys and keys.generate off
+    result = run("serve", "--config", str(path), "--port", "1", cwd=tmp_path)
+    assert result.returncode == 2 and "keys.dir" in result.stderr
