@@ -80,15 +80,18 @@ def open_keyring(settings: Settings) -> KeyRing:
 
 def default_connectors(settings: Settings) -> dict[str, ConnectorFactory]:
     """Connectors named in the config. Only real upstreams can be named there."""
+    import importlib
+
     factories: dict[str, ConnectorFactory] = {}
-    if settings.connectors.bankid is not None:
-        from .connectors.bankid import connector as bankid
-
-        factories["bankid"] = bankid.create
-    if settings.connectors.siths is not None:
-        from .connectors.siths import connector as siths
-
-        factories["siths"] = siths.create
+    for name in ("bankid", "siths"):
+        if getattr(settings.connectors, name) is None:
+            continue
+        try:
+            module = importlib.import_module(f"broker.connectors.{name}.connector")
+        except ModuleNotFoundError:
+            raise ConfigError(f"{settings.source}: connectors.{name}: the {name} login pages "
+                              "are not part of this version yet") from None
+        factories[name] = module.create
     return factories
 
 

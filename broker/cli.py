@@ -36,7 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["BROKER_CONFIG"] = os.path.abspath(args.config)
     uvicorn.run("broker.app:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, proxy_headers=False, server_header=False,
-                timeout_graceful_shutdown=args.graceful_timeout, log_level=args.log_level)
+                timeout_graceful_shutdown=args.graceful_timeout or settings.http.graceful_shutdown_seconds, log_level=args.log_level)
     return 0
 
 
@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--graceful-timeout", type=int, default=20)
+    p.add_argument("--graceful-timeout", type=int, default=None,
+                   help="seconds to finish in-flight requests (default: http.graceful_shutdown_seconds)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve)
 

@@ -114,6 +114,8 @@ class SessionSettings(_Model):
 class HttpSettings(_Model):
     trusted_proxies: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # SIGTERM: stop accepting, finish in-flight requests within this time, close pools.
+    graceful_shutdown_seconds: int = Field(20, ge=1, le=300)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -121,6 +123,11 @@ class HttpSettings(_Model):
         for item in v:
             ipaddress.ip_network(item, strict=False)
         return v
+
+
+class MetricsSettings(_Model):
+    # Prometheus metrics are served on their own port, away from the public ingress.
+    port: int = Field(9100, ge=1, le=65535)
 
 
 class AuditSettings(_Model):
@@ -208,6 +215,7 @@ class Settings(_Model):
     session: SessionSettings = SessionSettings()
     http: HttpSettings = HttpSettings()
     audit: AuditSettings = AuditSettings()
+    metrics: MetricsSettings = MetricsSettings()
     # Secret for pairwise subject identifiers; required when any client uses them.
     pairwise_salt: str | None = Field(None, min_length=16, repr=False)
     clients: list[ClientSettings] = Field(default_factory=list)
