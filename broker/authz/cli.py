@@ -34,8 +34,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..identifiers import mask_personal_number
+from . import present
 from .csvio import CsvError, parse_csv, write_csv
-from .model import Assignment, User
 from .records import AssignmentRecord, UserRecord, error_lines, user_to_record
 from .sql import admin, queries
 from .sql.engine import create_engine
@@ -246,61 +246,6 @@ async def _transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-# --- presentation -------------------------------------------------------------------------
-
-
-def _name(user: User) -> str:
-    return " ".join(p for p in (user.given_name, user.family_name) if p) or "-"
-
-
-def _state(a: Assignment, today: date) -> str:
-    if a.valid_from and today < a.valid_from:
-        return "not yet valid"
-    if a.valid_to and today > a.valid_to:
-        return "expired"
-    return "valid"
-
-
-def _masked_record(user: User) -> dict[str, Any]:
-    record = user_to_record(user)
-    if "personal_identity_number" in record:
-        record["personal_identity_number"] = mask_personal_number(
-            record["personal_identity_number"])
-    return record
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-
-
-def _describe(user: User, today: date) -> str:
-    lines = [
-        f"User {user.id} ({'active' if user.active else 'DISABLED'})",
-        f"  Personal identity number: {user.personal_identity_number or '-'}",
-        f"  HSA-id:                   {user.hsa_id or '-'}",
-        f"  Name:                     {_name(user)}",
-        f"  E-mail:                   {user.email or '-'}",
-        f"  Assignments:              {len(user.assignments) or 'none'}",
-    ]
-    for a in user.assignments:
-        period = f"{a.valid_from or '…'} – {a.valid_to or '…'}"
-        lines += [
-            f"    {a.id}  [{_state(a, today)}]",
-            f"      role:         {a.role.name} ({a.role.id})",
-            f"      unit:         {a.unit.name} ({a.unit.id})",
-            f"      organisation: {a.organization.name} ({a.organization.id})",
-            f"      clients:      {', '.join(sorted(a.clients))}",
-            f"      valid:        {period}",
-        ]
-        if a.extra.get("username"):
-            lines.append(f"      username:     {a.extra['username']}")
-    return "\n".join(lines)
-
-
 # --- handlers -----------------------------------------------------------------------------
 
 
@@ -341,7 +286,7 @@ def run_users_add(args: argparse.Namespace) -> int:
         async with _transaction(engine) as conn:
             user = await admin.add_user(conn, record)
         if args.json:
-            _print_json(_masked_record(user))
+            _print_json(present.masked_record(user))
         else:
             print(f"added user {user.id}")
         return 0
@@ -354,7 +299,7 @@ def run_users_list(args: argparse.Namespace) -> int:
         async with _transaction(engine) as conn:
             found = await queries.all_users(conn)
         if args.json:
-            _print_json([_masked_record(u) for u in found])
+            _print_json([present.masked_record(u) for u in found])
             return 0
         if not found:
             print("no users")
@@ -362,17 +307,17 @@ def run_users_list(args: argparse.Namespace) -> int:
         today = date.today()
         rows = [["ID", "PERSONAL NUMBER", "HSA-ID", "NAME", "E-MAIL", "STATUS", "VALID"]]
         for u in found:
-            valid = sum(1 for a in u.assignments if _state(a, today) == "valid")
+            valid = sum(1 for a in u.assignments if present.state(a, today) == "valid")
             rows.append([
                 u.id,
                 mask_personal_number(u.personal_identity_number) or "-",
                 u.hsa_id or "-",
-                _name(u),
+                present.name(u),
                 u.email or "-",
                 "active" if u.active else "disabled",
                 f"{valid}/{len(u.assignments)}",
             ])
-        print(_table(rows))
+        print(present.table(rows))
         return 0
 
     return _execute(args, work)
@@ -385,7 +330,7 @@ def run_users_show(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(user_to_record(user))
         else:
-            print(_describe(user, date.today()))
+            print(present.describe(user, date.today()))
         return 0
 
     return _execute(args, work)
@@ -396,7 +341,7 @@ def _set_active(args: argparse.Namespace, active: bool) -> int:
         async with _transaction(engine) as conn:
             user = await admin.set_active(conn, args.user, active)
         if args.json:
-            _print_json(_masked_record(user))
+            _print_json(present.masked_record(user))
         else:
             print(f"user {user.id} is {'active' if active else 'disabled'}")
         return 0

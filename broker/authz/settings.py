@@ -35,6 +35,8 @@ from pydantic import (
 
 SourceKind = Literal["file", "sql", "http"]
 
+_OWN_CLASS = "broker.authz.settings:own-class"
+
 SQL_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 
 
@@ -65,14 +67,26 @@ class AuthorizationSettings(BaseModel):
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        # A field typed as the base would otherwise dump only the base's fields.
-        data = handler(self)
-        missing = set(type(self).model_fields) - set(data)
-        if isinstance(data, dict) and missing and not (info.include or info.exclude):
-            return type(self).__pydantic_serializer__.to_python(
-                self, mode=info.mode, by_alias=bool(info.by_alias)
-            )
-        return data
+        # A field typed as the base would otherwise dump only the base's fields: serialize
+        # again with the instance's own class (the context flag stops the recursion).
+        context = info.context
+        if type(self) is AuthorizationSettings or (isinstance(context, dict)
+                                                   and context.get(_OWN_CLASS)):
+            return handler(self)
+        if context is not None and not isinstance(context, dict):
+            return handler(self)
+        return type(self).__pydantic_serializer__.to_python(
+            self,
+            mode=info.mode,
+            by_alias=bool(info.by_alias),
+            include=info.include,
+            exclude=info.exclude,
+            exclude_unset=info.exclude_unset,
+            exclude_defaults=info.exclude_defaults,
+            exclude_none=info.exclude_none,
+            round_trip=info.round_trip,
+            context={**(context or {}), _OWN_CLASS: True},
+        )
 
 
 class FileAuthorizationSettings(AuthorizationSettings):

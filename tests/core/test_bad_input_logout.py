@@ -87,7 +87,6 @@ def test_login_is_bound_to_the_browser_that_started_it(broker_server):
         first = alice.get("/authorize", params=rp.params())
         login_url = first.headers["location"]
         # Alice's browser opens the login first and so owns it ...
-        broker_server.broker.connectors  # noqa: B018
         owner = alice.get(login_url)
         assert owner.status_code in (302, 303)
         # ... and another browser cannot continue it.

@@ -71,7 +71,9 @@ async def _with_assignments(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> 
     query = (
         select(assignments)
         .where(assignments.c.user_id.in_(ids))
-        .order_by(assignments.c.user_id, assignments.c.valid_from, assignments.c.id)
+        # NULLS placement spelled out: SQLite and PostgreSQL differ by default.
+        .order_by(assignments.c.user_id, assignments.c.valid_from.asc().nulls_first(),
+                  assignments.c.id)
     )
     for a in (await conn.execute(query)).all():
         by_user[a.user_id].append(assignment_from_row(a))
@@ -98,6 +100,7 @@ async def find_user(conn: AsyncConnection, pnr: str | None, hsa: str | None) -> 
 
 
 async def all_users(conn: AsyncConnection) -> list[User]:
-    rows = (await conn.execute(select(users).order_by(users.c.family_name, users.c.given_name,
-                                                      users.c.id))).all()
+    order = (users.c.family_name.asc().nulls_last(), users.c.given_name.asc().nulls_last(),
+             users.c.id)
+    rows = (await conn.execute(select(users).order_by(*order))).all()
     return await _with_assignments(conn, rows)
