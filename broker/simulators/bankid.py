@@ -83,7 +83,7 @@ class _Api:
     def __init__(self, sim: BankIDSimulator) -> None:
         self.sim = sim
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         endpoint = request.path_params["endpoint"]
         try:
             if endpoint not in ENDPOINTS:
@@ -342,7 +342,7 @@ def create_simulator_app(
     sim = BankIDSimulator(settings or BankIDSimulatorSettings(), clock=clock or time.time)
     api = _Api(sim)
     routes = [
-        Route(API_PREFIX + "{endpoint:path}", api,
+        Route(API_PREFIX + "{endpoint:path}", api.handle,
               methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         *_control_routes(sim),
         *_app_routes(sim),

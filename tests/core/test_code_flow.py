@@ -60,6 +60,7 @@ def test_real_oidc_client_library_completes_the_flow(broker_server):
         resp = browser.get(url)
         while resp.headers.get("location", "").startswith("/login"):
             resp = browser.get(issuer + resp.headers["location"])
+    assert f"state={state}" in resp.headers["location"]
     token = client.fetch_token(meta["token_endpoint"], authorization_response=resp.headers["location"],
                                code_verifier=verifier)
     jwks = httpx.get(meta["jwks_uri"]).json()
