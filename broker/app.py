@@ -146,6 +146,8 @@ def create_app(
     routes.append(Route("/readyz", _readyz(broker), methods=["GET"]))
     for name, connector in broker.connectors.items():
         routes.append(Mount(f"/login/{name}", routes=connector.routes()))
+    for path, sub_app in broker.extra_mounts.items():
+        routes.append(Mount(path, app=sub_app))
     routes.append(Mount("/static", app=StaticFiles(directory=str(WEB_DIR / "static")), name="static"))
     routes.extend(extra_routes or [])
 

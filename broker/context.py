@@ -41,6 +41,8 @@ class Broker:
     http: httpx.AsyncClient
     connectors: dict[str, Connector] = field(default_factory=dict)
     csrf_secret: bytes = b""
+    # ASGI apps a connector brings along (e.g. the embedded BankID simulator), by path.
+    extra_mounts: dict[str, object] = field(default_factory=dict)
 
     @property
     def issuer(self) -> str:
