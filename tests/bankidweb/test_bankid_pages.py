@@ -98,7 +98,7 @@ def test_autostart_on_this_device(bankid_broker):
 def test_user_cancel_in_app_and_cancel_button(bankid_broker):
     bb = bankid_broker
     with httpx.Client(base_url=bb.issuer) as browser:
-        rp, txn_id, page = start(bb, browser)
+        _rp, txn_id, page = start(bb, browser)
         state = order(bb, txn_id)
         sim(browser, "cancel", orderRef=state["order_ref"])
         failed = poll_until(browser, txn_id, lambda d: d["status"] == "failed")
@@ -130,7 +130,7 @@ def test_order_starts_are_rate_limited(bankid_broker):
     bb = bankid_broker
     limits = bb.broker.settings.connectors.bankid.rate_limits
     with httpx.Client(base_url=bb.issuer) as browser:
-        rp, txn_id, page = start(bb, browser)
+        _rp, txn_id, page = start(bb, browser)
         csrf = form_fields(page.text)["csrf"]
         before = len(browser.get("/bankid-simulator/control/orders").json()["orders"])
         answers = [browser.post(f"/login/bankid/{txn_id}/start", data={"csrf": csrf})
