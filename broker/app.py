@@ -6,6 +6,7 @@ Tests (and `broker demo`) inject their own store, authorization source or connec
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -28,6 +29,8 @@ from .config import ConfigError, Settings
 from .connectors import Connector
 from .context import Broker
 from .keys import KeyError_, KeyRing
+from .logs import RequestContext
+from .metrics import Metrics, TimedSource
 from .oidc.authorize import AuthorizeEndpoint
 from .oidc.clients import ClientRegistry
 from .oidc.discovery import DiscoveryEndpoints
@@ -38,9 +41,16 @@ from .oidc.token import TokenEndpoints
 from .oidc.tokens import Signer
 from .oidc.transaction import Transactions
 from .oidc.userinfo import UserInfoEndpoint
-from .security import Cookies, SecurityHeaders, TrustedProxies, content_security_policy
+from .security import (
+    Cookies,
+    ForwardedHeaders,
+    SecurityHeaders,
+    TrustedProxies,
+    content_security_policy,
+)
 from .session import Sessions
 from .store import Store, StoreError, open_store
+from .store.instrumented import InstrumentedStore
 from .web.pages import HERE as WEB_DIR
 from .web.pages import Pages
 
@@ -112,9 +122,14 @@ def create_app(
     connectors: dict[str, ConnectorFactory] | None = None,
     extra_routes: list[BaseRoute] | None = None,
 ) -> Starlette:
-    store = store or open_store(settings.store.url, settings.store.prefix, settings.store.timeout)
+    metrics = Metrics()
+    store = InstrumentedStore(
+        store or open_store(settings.store.url, settings.store.prefix, settings.store.timeout),
+        metrics)
     keyring = open_keyring(settings)
-    http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+    # Relying parties' jwks_uri and back-channel logout endpoints.
+    http = httpx.AsyncClient(timeout=5.0, follow_redirects=False,
+                             transport=metrics.transport("relying_party"))
     clients = ClientRegistry(settings.clients, http)
     signer = Signer(keyring, settings.issuer)
     broker = Broker(
@@ -129,9 +144,10 @@ def create_app(
         pages=Pages(),
         cookies=Cookies(settings.secure_cookies),
         proxies=TrustedProxies(settings.http.trusted_proxies),
-        source=source or open_authorization(settings),
+        source=TimedSource(source or open_authorization(settings), metrics),
         audit=AuditLog(settings.audit.target),
         http=http,
+        metrics=metrics,
     )
     flow = Flow(broker)
     factories = default_connectors(settings) if connectors is None else connectors
@@ -143,6 +159,7 @@ def create_app(
                  TokenEndpoints(broker), UserInfoEndpoint(broker), LogoutEndpoint(broker)):
         routes.extend(part.routes())
     routes.append(Route("/healthz", _healthz, methods=["GET"]))
+    routes.append(Route("/favicon.ico", lambda request: Response(status_code=204), methods=["GET"]))
     routes.append(Route("/readyz", _readyz(broker), methods=["GET"]))
     for name, connector in broker.connectors.items():
         routes.append(Mount(f"/login/{name}", routes=connector.routes()))
@@ -152,7 +169,9 @@ def create_app(
     routes.extend(extra_routes or [])
 
     form_targets = [u for c in settings.clients for u in c.redirect_uris + c.post_logout_redirect_uris]
-    middleware = [Middleware(SecurityHeaders, csp=content_security_policy(form_targets),
+    middleware = [Middleware(ForwardedHeaders, proxies=broker.proxies),
+                  Middleware(RequestContext, proxies=broker.proxies),
+                  Middleware(SecurityHeaders, csp=content_security_policy(form_targets),
                              hsts=settings.secure_cookies, max_body=settings.http.max_body_bytes)]
 
     @contextlib.asynccontextmanager
@@ -167,6 +186,7 @@ def create_app(
             await broker.source.aclose()
             await store.close()
             broker.audit.close()
+            metrics.close()
 
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers=_error_handlers(broker))
@@ -185,20 +205,27 @@ async def _healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 
+READY_TIMEOUT = 1.0  # a probe must answer fast, even when Redis hangs instead of refusing
+
+
+async def _answers(check: Callable[[], Any], errors: tuple[type[Exception], ...]) -> str:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            await check()
+    except TimeoutError:
+        return "timeout"
+    except errors:
+        return "unavailable"
+    return "ok"
+
+
 def _readyz(broker: Broker) -> Callable[[Request], Any]:
     async def readyz(request: Request) -> Response:
-        checks: dict[str, str] = {}
-        try:
-            await broker.store.ping()
-            checks["store"] = "ok"
-        except StoreError:
-            checks["store"] = "unavailable"
-        checks["keys"] = "ok" if not broker.keyring.missing() else "missing"
-        try:
-            await broker.source.ping()
-            checks["authorization"] = "ok"
-        except AuthorizationSourceError:
-            checks["authorization"] = "unavailable"
+        store, source = await asyncio.gather(
+            _answers(broker.store.ping, (StoreError,)),
+            _answers(broker.source.ping, (AuthorizationSourceError,)))
+        checks = {"store": store, "keys": "ok" if not broker.keyring.missing() else "missing",
+                  "authorization": source}
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
                             status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
@@ -206,24 +233,35 @@ def _readyz(broker: Broker) -> Callable[[Request], Any]:
     return readyz
 
 
+_API_PATHS = ("/token", "/userinfo", "/revoke", "/introspect", "/jwks", "/.well-known")
+
+
 def _error_handlers(broker: Broker) -> dict[Any, Callable]:
     pages = broker.pages
 
     async def flow_error(request: Request, exc: FlowError) -> Response:
+        broker.metrics.error(f"page_{exc.key}")
         return pages.error(request, exc.key, status_code=exc.status_code)
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        if request.url.path.startswith(("/token", "/userinfo", "/revoke", "/introspect", "/jwks",
-                                        "/.well-known")):
+        if request.url.path.startswith(_API_PATHS):
             return JSONResponse({"error": "invalid_request", "error_description": exc.detail},
                                 status_code=exc.status_code, headers=exc.headers)
         return pages.error(request, "error_generic", status_code=exc.status_code)
 
     async def store_error(request: Request, exc: StoreError) -> Response:
+        # Counted per failed operation by the instrumented store; a retry usually succeeds
+        # (e.g. a Sentinel fail-over), so say so to machines as well as to people.
         log.error("store unavailable: %s", exc)
+        if request.url.path.startswith(_API_PATHS):
+            return JSONResponse({"error": "temporarily_unavailable",
+                                 "error_description": "the state store is unavailable; retry"},
+                                status_code=503, headers={"Retry-After": "1",
+                                                          "Cache-Control": "no-store"})
         return pages.error(request, "error_unavailable", status_code=503)
 
     async def unexpected(request: Request, exc: Exception) -> Response:
+        broker.metrics.error("unhandled")
         log.exception("unhandled error on %s", request.url.path)
         return pages.error(request, "error_generic", status_code=500)
 

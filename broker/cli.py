@@ -25,18 +25,41 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    return serve(args, factory="broker.app:app_from_env")
+
+
+def serve(args: argparse.Namespace, *, factory: str) -> int:
+    """Run `factory` (an app factory reading BROKER_CONFIG) under uvicorn, in production form.
+
+    JSON logs (uvicorn's access log too), Prometheus metrics of every worker on
+    `metrics.port` from this supervisor process, and a graceful stop on SIGTERM: uvicorn
+    stops accepting, finishes requests in flight within `http.graceful_shutdown_seconds`,
+    runs the lifespan shutdown (store and HTTP pools closed) and we exit 0.
+    """
+    import logging.config
     import os
+    import signal
 
     import uvicorn
+    from uvicorn.importer import import_from_string
 
+    from . import logs, metrics
+
+    log_config = logs.log_config(args.log_level)
+    logging.config.dictConfig(log_config)
     settings = _settings(args.config)
-    from .app import create_app
-
-    create_app(settings)  # validate everything (keys, source, connectors) before binding
     os.environ["BROKER_CONFIG"] = os.path.abspath(args.config)
-    uvicorn.run("broker.app:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, proxy_headers=False, server_header=False,
-                timeout_graceful_shutdown=args.graceful_timeout or settings.http.graceful_shutdown_seconds, log_level=args.log_level)
+    with metrics.multiprocess_mode():  # before any metric exists, so workers inherit it
+        import_from_string(factory)()  # validate everything (keys, source, connectors) first
+        with metrics.metrics_server(args.host, settings.metrics.port):
+            # uvicorn re-raises the SIGTERM it handled once it has shut down; with this
+            # handler in place that ends the process normally (exit 0), not by the signal.
+            signal.signal(signal.SIGTERM, lambda signum, frame: None)
+            uvicorn.run(factory, factory=True, host=args.host, port=args.port,
+                        workers=args.workers, proxy_headers=False, server_header=False,
+                        timeout_graceful_shutdown=args.graceful_timeout
+                        or settings.http.graceful_shutdown_seconds,
+                        log_level=args.log_level, log_config=log_config, access_log=True)
     return 0
 
 
@@ -98,6 +121,12 @@ def _optional_commands(sub: argparse._SubParsersAction) -> None:
         pass
     else:
         add_commands(sub)
+    from .sessions_cli import add_commands as add_sessions
+
+    add_sessions(sub)
+    from .demo.command import add_command as add_demo
+
+    add_demo(sub)
     p = sub.add_parser("simulator", help="run a simulator of an upstream service")
     p.add_argument("service", choices=["bankid"])
     p.add_argument("rest", nargs=argparse.REMAINDER)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .connectors import Connector
     from .keys import KeyRing
+    from .metrics import Metrics
     from .oidc.clients import ClientRegistry
     from .oidc.server import Provider
     from .oidc.tokens import Signer
@@ -41,6 +42,8 @@ class Broker:
     http: httpx.AsyncClient
     connectors: dict[str, Connector] = field(default_factory=dict)
     csrf_secret: bytes = b""
+    # One registry per app; every recording goes through it (see metrics.py).
+    metrics: Metrics = field(default_factory=lambda: _new_metrics())
     # ASGI apps a connector brings along (e.g. the embedded BankID simulator), by path.
     extra_mounts: dict[str, object] = field(default_factory=dict)
 
@@ -53,3 +56,9 @@ class Broker:
         for connector in self.connectors.values():
             out.extend(a for a in connector.acr_values if a not in out)
         return out
+
+
+def _new_metrics() -> Metrics:
+    from .metrics import Metrics
+
+    return Metrics()

@@ -103,7 +103,11 @@ class BodyTooLarge(Exception):
 
 
 class TrustedProxies:
-    """Forwarded headers count only when the TCP peer is a configured proxy."""
+    """Forwarded headers count only when the TCP peer is a configured proxy.
+
+    The one implementation of that rule: `ForwardedHeaders` (every request, for logs and
+    `request.url`) and `client_ip` both go through `resolve`.
+    """
 
     def __init__(self, networks: Iterable[str]) -> None:
         self.networks = [ipaddress.ip_network(n, strict=False) for n in networks]
@@ -117,12 +121,11 @@ class TrustedProxies:
             return False
         return any(ip in net for net in self.networks)
 
-    def client_ip(self, request: Request) -> str:
-        peer = request.client.host if request.client else "127.0.0.1"
+    def resolve(self, peer: str, forwarded_for: str | None) -> str:
+        """The client address: the peer itself unless it is one of our proxies."""
         if not self.trusted(peer):
             return peer
-        forwarded = request.headers.get("x-forwarded-for", "")
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        hops = [h.strip() for h in (forwarded_for or "").split(",") if h.strip()]
         # Walk from the nearest hop outwards; the first address not ours is the client.
         for hop in reversed(hops):
             if not self.trusted(hop):
@@ -131,6 +134,60 @@ class TrustedProxies:
                 except ValueError:
                     return peer
         return hops[0] if hops else peer
+
+    def scheme(self, peer: str | None, forwarded_proto: str | None, default: str) -> str:
+        """`X-Forwarded-Proto` from a proxy of ours (nearest hop), else what we saw."""
+        if not forwarded_proto or not self.trusted(peer):
+            return default
+        proto = forwarded_proto.split(",")[-1].strip().lower()
+        return proto if proto in ("http", "https") else default
+
+    def client_ip(self, request: Request) -> str:
+        resolved = resolved_client(request.scope)
+        if resolved is not None:
+            return resolved
+        peer = request.client.host if request.client else "127.0.0.1"
+        return self.resolve(peer, request.headers.get("x-forwarded-for"))
+
+
+RESOLVED_CLIENT = "broker.client"
+
+
+def resolved_client(scope: Scope) -> str | None:
+    """The client address `ForwardedHeaders` worked out for this request, if it ran."""
+    return scope.get(RESOLVED_CLIENT)
+
+
+class ForwardedHeaders:
+    """Pure ASGI: client address and scheme from X-Forwarded-For/-Proto, trusted peers only.
+
+    The scheme is rewritten in the scope (so `request.url` and redirects say https behind a
+    TLS-terminating proxy). The client address goes to `scope["broker.client"]` (what
+    `TrustedProxies.client_ip` and the logs use) while `scope["client"]` stays the TCP
+    peer: the SITHS certificate intake must ask "did this header come from our proxy",
+    which only the TCP peer answers (see connectors/siths/intake.py).
+    """
+
+    def __init__(self, app: ASGIApp, *, proxies: TrustedProxies) -> None:
+        self.app = app
+        self.proxies = proxies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            client = scope.get("client")
+            peer = client[0] if client else ""
+            forwarded_for = forwarded_proto = None
+            for name, value in scope["headers"]:
+                if name == b"x-forwarded-for":
+                    # Repeated headers are one list (RFC 9110 5.3).
+                    text = value.decode("latin-1")
+                    forwarded_for = f"{forwarded_for},{text}" if forwarded_for else text
+                elif name == b"x-forwarded-proto":
+                    forwarded_proto = value.decode("latin-1")
+            scope[RESOLVED_CLIENT] = self.proxies.resolve(peer, forwarded_for) if peer else None
+            if scope["type"] == "http":
+                scope["scheme"] = self.proxies.scheme(peer, forwarded_proto, scope.get("scheme", "http"))
+        await self.app(scope, receive, send)
 
 
 class Cookies:

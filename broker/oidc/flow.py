@@ -30,6 +30,7 @@ from ..identifiers import mask_personal_number
 from ..security import BROWSER_COOKIE, browser_digest, browser_id
 from ..session import SSO_COOKIE
 from .claims import parse_claims_request, subject_for
+from .logout import backchannel_task, end_session
 from .responses import error_to_client, location_params, to_client
 from .server import BrokerRequest, GrantUser
 from .tokens import new_id
@@ -96,6 +97,7 @@ class Flow:
     async def fail(self, request: Request, txn: LoginTransaction, failure: LoginFailure) -> Response:
         self.broker.audit.event("upstream_failure", client=txn.client_id, method=txn.method,
                                 outcome=failure.code, txn=txn.id)
+        self.broker.metrics.login(txn.method, "failed")
         return self.broker.pages.render(
             request, "error.html",
             {"message_key": failure.code, "values": {},
@@ -114,6 +116,7 @@ class Flow:
         if txn.browser is None:
             txn.browser = digest  # the first browser to open the login owns it
             await broker.transactions.save(txn)
+            broker.metrics.active_logins.started(txn.id, txn.expires)
         elif txn.browser != digest:
             raise FlowError("error_wrong_browser", 403)
         response = await self._resume(request, txn)
@@ -168,6 +171,7 @@ class Flow:
         if txn.identity is None or txn.choices:
             raise FlowError("error_generic")
         await self.broker.transactions.end(txn)
+        self.broker.metrics.active_logins.ended(txn.id)
         return self._error(request, txn, "access_denied", "the user has no valid authorization for this client")
 
     # -- steps ---------------------------------------------------------------------------
@@ -199,18 +203,24 @@ class Flow:
         prompts = txn.prompts
         if "login" in prompts:
             return False
-        if "max_age" in txn.params and time.time() - session.auth_time > int(txn.params["max_age"]):
-            return False
+        if "max_age" in txn.params:
+            max_age = int(txn.params["max_age"])
+            # max_age=0 means "authenticate now" (as prompt=login), even within the second.
+            if max_age == 0 or time.time() - session.auth_time > max_age:
+                return False
         method = session.identity.get("method")
         if method not in self._methods(txn):
             return False
         hint = txn.params.get("id_token_hint")
         if hint:
+            # The RP names who it expects; another person's session must not answer.
             try:
                 claims = self.broker.signer.verify(hint, check_exp=False)
             except ValueError:
                 return False
-            client = self.broker.clients.get(claims.get("aud") if isinstance(claims.get("aud"), str) else None)
+            aud = claims.get("aud")
+            client = self.broker.clients.get(aud if isinstance(aud, str) else
+                                             (aud[0] if isinstance(aud, list) and aud else None))
             expected = subject_for(session.user["id"], client.settings, self.broker.settings.pairwise_salt) if client else None
             if claims.get("sub") != expected:
                 return False
@@ -227,6 +237,7 @@ class Flow:
                 user = await broker.source.find_user(identity)
         except AuthorizationSourceError as exc:
             log.error("authorization source failed: %s", exc)
+            broker.metrics.login(identity.method, "error")
             raise FlowError("error_unavailable", 503) from None
         choices: list[Assignment] = user.valid_assignments(txn.client_id, date.today()) if user else []
         txn.user = user.to_record() if user else {"id": None, "given_name": identity.given_name,
@@ -240,6 +251,7 @@ class Flow:
                                user=user.id if user else None, method=identity.method,
                                personal_identity_number=identity.personal_identity_number,
                                outcome="no_valid_assignment" if user else "unknown_user")
+            broker.metrics.login(identity.method, "denied")
             if "none" in txn.prompts:
                 return self._error(request, txn, "access_denied", "no valid authorization")
             name = identity.name or " ".join(x for x in (identity.given_name, identity.family_name) if x)
@@ -260,10 +272,9 @@ class Flow:
             return None
         if len(choices) == 1:
             return choices[0].to_record()
-        if session is not None and session.assignment:
-            for a in choices:
-                if a.id == session.assignment.get("id"):
-                    return a.to_record()
+        carried = _carry_over(choices, session.assignment if session is not None else None)
+        if carried is not None:
+            return carried.to_record()
         wanted = parse_claims_request(txn.params.get("claims")).get("id_token", {})
         for claim, field_ in (("healthCareUnitHsaId", "unit"), ("commissionHsaId", "id")):
             spec = wanted.get(claim)
@@ -286,16 +297,33 @@ class Flow:
         cookies = broker.cookies
         cookie = cookies.get(request, SSO_COOKIE)
         new_cookie = None
+        replaced = None
+        session = session or await broker.sessions.load(cookie)
         if txn.from_session:
-            session = session or await broker.sessions.load(cookie)
-        if not txn.from_session or session is None:
-            if session is not None:
-                await broker.sessions.end(session.sid)
+            if session is None or session.identity != txn.identity:
+                # Logged out, expired or replaced while the picker was open.
+                return await self._restart(request, txn)
+        elif session is not None and session.user.get("id") == txn.user["id"]:
+            # The same person logged in again: same sid and clients, new auth_time.
+            new_cookie = await broker.sessions.reauthenticate(cookie or "", session, txn.user,
+                                                              txn.identity)
+            if new_cookie is None:
+                session = None
+        elif session is not None:
+            # Someone else logs in on this browser: the previous person is logged out
+            # everywhere (a shared workstation must not keep their RP sessions alive).
+            replaced = await end_session(broker, session.sid, reason="replaced")
+            session = None
+        if session is None:
             new_cookie, session = await broker.sessions.create(txn.user, txn.identity)
-            cookie = new_cookie
-        session.clients[txn.client_id] = {"since": int(time.time())}
-        session.assignment = txn.assignment
-        await broker.sessions.save(cookie, session)
+        cookie = new_cookie or cookie
+        session.clients[txn.client_id] = {
+            "since": session.clients.get(txn.client_id, {}).get("since", int(time.time())),
+            "assignment": txn.assignment["id"] if txn.assignment else None}
+        if len(txn.choices) > 1 or session.assignment is None:
+            session.assignment = txn.assignment  # what the person chose carries over
+        if not await broker.sessions.save(cookie or "", session):
+            return await self._restart(request, txn)  # ended meanwhile (logout elsewhere)
 
         scope = txn.params.get("scope", "")
         grant = {
@@ -323,6 +351,8 @@ class Flow:
             return self._error(request, txn, exc.error, exc.description)
         await broker.store.put_many(oauth_req.work.writes)
         await broker.transactions.end(txn)
+        broker.metrics.active_logins.ended(txn.id)
+        broker.metrics.login(txn.identity.get("method"), "sso" if txn.from_session else "success")
         broker.audit.event("login", client=txn.client_id, user=txn.user["id"],
                            method=txn.identity.get("method"), sid=session.sid,
                            assignment=txn.assignment["id"] if txn.assignment else None,
@@ -331,7 +361,18 @@ class Flow:
         response = to_client(broker, request, uri, params, txn.params.get("response_mode"))
         if new_cookie:
             cookies.set(response, SSO_COOKIE, new_cookie)
+        response.background = backchannel_task(broker, replaced)
         return response
+
+    async def _restart(self, request: Request, txn: LoginTransaction) -> Response:
+        """The SSO session this login relied on is gone: log in again (or, for
+        prompt=none, tell the RP so)."""
+        if "none" in txn.prompts:
+            return self._error(request, txn, "login_required", "the SSO session has ended")
+        txn.identity, txn.user, txn.choices, txn.assignment = None, None, [], None
+        txn.from_session = False
+        await self.broker.transactions.save(txn)
+        return Response(status_code=303, headers={"Location": f"/login/{txn.id}"})
 
     # -- helpers -------------------------------------------------------------------------
     async def _form(self, request: Request, txn: LoginTransaction) -> dict[str, str]:
@@ -347,3 +388,20 @@ class Flow:
     def _error(self, request: Request, txn: LoginTransaction, error: str, description: str | None) -> Response:
         return error_to_client(self.broker, request, txn.params["redirect_uri"], error, description,
                                txn.params.get("state"), txn.params.get("response_mode"))
+
+
+def _carry_over(choices: list[Assignment], chosen: dict[str, Any] | None) -> Assignment | None:
+    """The role and unit chosen earlier in this SSO session, when valid for this client.
+    Sources may give one role-and-unit a different assignment id per system, so after the
+    id, an unambiguous match on role, unit and organisation counts too."""
+    if not chosen:
+        return None
+    for a in choices:
+        if a.id == chosen.get("id"):
+            return a
+    try:
+        key = (chosen["role"]["id"], chosen["unit"]["id"], chosen["organization"]["id"])
+    except (KeyError, TypeError):
+        return None
+    hits = [a for a in choices if (a.role.id, a.unit.id, a.organization.id) == key]
+    return hits[0] if len(hits) == 1 else None

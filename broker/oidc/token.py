@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from ..authz import AuthorizationSourceError, User
 from ..context import Broker
+from .logout import backchannel_task, end_session
 from .server import AUTH_METHODS, BrokerRequest, Work, commit
 from .tokens import (
     access_key,
@@ -170,8 +171,16 @@ class TokenEndpoints:
         oauth_req = await self._request(request, form, work)
         status, body, headers = broker.provider.create_token_response(oauth_req)
         if not await commit(work, store):
+            broker.metrics.error("token_invalid_grant")
             return oauth_error(InvalidGrantError("the code or token was already used"))
-        return json_response(status, body, headers)
+        _count(broker, grant_type, status, body)
+        response = json_response(status, body, headers)
+        if work.prefetched.get("end_sid") and dict(body).get("error") == "invalid_grant":
+            # Authorization withdrawn or expired: the person's whole SSO session ends and
+            # every RP of it hears so, not just this client's refresh family.
+            ended = await end_session(broker, work.prefetched["end_sid"], reason="withdrawn")
+            response.background = backchannel_task(broker, ended)
+        return response
 
     async def _prefetch_refresh(self, token: str, work: Work) -> None:
         family = family_of(token)
@@ -194,6 +203,7 @@ class TokenEndpoints:
         valid = _still_valid(user, record["client_id"], assignment)
         if not valid:
             work.prefetched["withdrawn"] = True
+            work.prefetched["end_sid"] = fam.get("sid")  # not on an outage: fail closed only
             self.broker.audit.event("authorization_withdrawn", client=record["client_id"],
                                     user=fam["user_id"], sid=fam.get("sid"))
         elif user is not None:
@@ -241,6 +251,19 @@ class TokenEndpoints:
 
     async def introspect(self, request: Request) -> Response:
         return await self._token_management(request, self.introspection)
+
+
+_OAUTH_ERRORS = frozenset({"invalid_request", "invalid_client", "invalid_grant",
+                           "unauthorized_client", "unsupported_grant_type", "invalid_scope"})
+
+
+def _count(broker: Broker, grant_type: str | None, status: int, body: Any) -> None:
+    """Tokens issued by grant type; refusals as errors by their OAuth error code."""
+    if status == 200:
+        broker.metrics.token_issued(grant_type)
+        return
+    error = dict(body).get("error") if body else None
+    broker.metrics.error(f"token_{error if error in _OAUTH_ERRORS else 'other'}")
 
 
 def _still_valid(user: User | None, client_id: str, assignment: dict | None) -> bool:

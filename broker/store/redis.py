@@ -11,7 +11,9 @@ import json
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from .base import Record, StoreError
@@ -56,7 +58,7 @@ def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> aio
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "health_check_interval": 30,
-        "retry_on_timeout": True,
+        "retry": one_retry(),
     }
     if url.startswith("redis+sentinel://"):
         opts = parse_sentinel_url(url)
@@ -73,6 +75,18 @@ def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> aio
             max_connections=max_connections,
         )
     return aioredis.Redis.from_url(url, max_connections=max_connections, **common)
+
+
+def one_retry() -> Retry:
+    """Retry a command once, after a short pause, on a connection error or timeout.
+
+    Once is enough to get past a pooled connection that died (a Redis restart, or a Sentinel
+    fail-over: the reconnect asks the sentinels for the current master, and a demoted
+    master's ReadOnlyError is turned into a ConnectionError by redis-py). More retries (the
+    library's default backs off for seconds) would only hold a request, and a readiness
+    probe, for longer while Redis is really down; the request then gets a clean 503.
+    """
+    return Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1)
 
 
 class RedisStore:

@@ -1,0 +1,80 @@
+"""A `Store` decorator that times every operation for the metrics.
+
+It wraps any store (Redis, memory) without either knowing about metrics, so the store
+latency histogram covers exactly what the protocol asks of the store, per operation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .base import Record, Store
+
+if TYPE_CHECKING:
+    from ..metrics import Metrics
+
+T = TypeVar("T")
+
+
+class InstrumentedStore:
+    """Delegates to `inner`; observes each call's latency and whether it raised."""
+
+    def __init__(self, inner: Store, metrics: Metrics) -> None:
+        self.inner = inner
+        self._metrics = metrics
+
+    async def _timed(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        start = time.perf_counter()
+        try:
+            result = await call()
+        except BaseException:
+            # Cancellation (a readiness probe's timeout) counts as a failed operation too.
+            self._metrics.observe_store(operation, time.perf_counter() - start, ok=False)
+            raise
+        self._metrics.observe_store(operation, time.perf_counter() - start, ok=True)
+        return result
+
+    async def put(self, key: str, value: Record, ttl: int) -> None:
+        await self._timed("put", lambda: self.inner.put(key, value, ttl))
+
+    async def put_many(self, items: list[tuple[str, Record, int]]) -> None:
+        await self._timed("put_many", lambda: self.inner.put_many(items))
+
+    async def put_new(self, key: str, value: Record, ttl: int) -> bool:
+        return await self._timed("put_new", lambda: self.inner.put_new(key, value, ttl))
+
+    async def get(self, key: str) -> Record | None:
+        return await self._timed("get", lambda: self.inner.get(key))
+
+    async def get_many(self, keys: list[str]) -> list[Record | None]:
+        return await self._timed("get_many", lambda: self.inner.get_many(keys))
+
+    async def take(self, key: str) -> Record | None:
+        return await self._timed("take", lambda: self.inner.take(key))
+
+    async def delete(self, *keys: str) -> None:
+        await self._timed("delete", lambda: self.inner.delete(*keys))
+
+    async def add_member(self, key: str, member: str, ttl: int) -> None:
+        await self._timed("add_member", lambda: self.inner.add_member(key, member, ttl))
+
+    async def members(self, key: str) -> set[str]:
+        return await self._timed("members", lambda: self.inner.members(key))
+
+    async def incr(self, key: str, ttl: int) -> int:
+        return await self._timed("incr", lambda: self.inner.incr(key, ttl))
+
+    async def ttl(self, key: str) -> int | None:
+        return await self._timed("ttl", lambda: self.inner.ttl(key))
+
+    async def ping(self) -> None:
+        await self._timed("ping", self.inner.ping)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything beyond the Store interface (a store's own helpers) passes straight through.
+        return getattr(self.inner, name)
