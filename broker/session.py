@@ -15,6 +15,14 @@ from .oidc.tokens import digest, new_id
 from .store import Store
 
 SSO_COOKIE = "broker_sso"
+# How long the broker remembers that a session ended (refresh tokens issued under it check
+# this) and which sessions a user had (admin revoke): the longest a refresh token may live.
+REMEMBER = 30 * 86400
+
+
+def ended_key(sid: str) -> str:
+    """The marker that stops every refresh token issued under `sid`."""
+    return "sid-ended:" + sid
 
 
 @dataclass
@@ -33,10 +41,15 @@ class SsoSession:
 
 
 class Sessions:
-    def __init__(self, store: Store, idle: int, absolute: int) -> None:
+    """Server-side SSO sessions: `sso:<hash of cookie>` holds the session, `sso-sid:<sid>`
+    finds it by its public id, `sso-user:<user>` lists a user's sids for admin revoke.
+    Both timeouts are enforced here and by the record's TTL (idle, capped by absolute)."""
+
+    def __init__(self, store: Store, idle: int, absolute: int, remember: int = REMEMBER) -> None:
         self.store = store
         self.idle = idle
         self.absolute = absolute
+        self.remember = max(remember, absolute)
 
     def _ttl(self, session: SsoSession, now: int) -> int:
         return max(1, min(self.idle, session.created + self.absolute - now))
@@ -60,10 +73,30 @@ class Sessions:
         session = SsoSession(sid=new_id(16), user=user, identity=identity,
                              auth_time=int(identity["auth_time"]), created=now, last_seen=now)
         await self.save(cookie, session)
-        await self.store.add_member(f"sso-user:{user['id']}", session.sid, self.absolute)
+        await self.store.add_member(f"sso-user:{user['id']}", session.sid, self.remember)
         return cookie, session
 
-    async def save(self, cookie: str, session: SsoSession) -> None:
+    async def reauthenticate(self, old_cookie: str, session: SsoSession, user: dict[str, Any],
+                             identity: dict[str, Any]) -> str | None:
+        """The same person logged in upstream again (prompt=login, max_age, a new method):
+        keep the session's sid and its clients, so a later logout still reaches them, but
+        record the new login time and give the browser a fresh cookie value (no fixation).
+        None when the session ended meanwhile."""
+        cookie = new_id(24)
+        session.user = user
+        session.identity = identity
+        session.auth_time = int(identity["auth_time"])
+        if not await self.save(cookie, session):
+            return None
+        await self.store.delete("sso:" + digest(old_cookie))
+        return cookie
+
+    async def save(self, cookie: str, session: SsoSession) -> bool:
+        """Write the session (and extend its idle time). False, writing nothing, when the
+        session was ended meanwhile: a login finishing in one tab must not bring back a
+        session that was logged out or revoked in another."""
+        if await self.store.get(ended_key(session.sid)):
+            return False
         now = int(time.time())
         session.last_seen = now
         ttl = self._ttl(session, now)
@@ -71,14 +104,33 @@ class Sessions:
             ("sso:" + digest(cookie), session.to_record(), ttl),
             ("sso-sid:" + session.sid, {"key": digest(cookie), "user": session.user["id"]}, ttl),
         ])
+        return True
 
     async def end(self, sid: str) -> SsoSession | None:
-        """End by public sid (logout, admin revoke). Returns what was ended."""
+        """End by public sid (logout, admin revoke, withdrawal). The ended-marker is written
+        first, so refresh tokens of the session stop and a concurrent `save` cannot revive
+        it, even when the session itself had already expired. Returns what was ended, or
+        None when nothing was live (no one to tell over the back-channel)."""
+        await self.store.put(ended_key(sid), {"at": int(time.time())}, self.remember)
         ref = await self.store.take("sso-sid:" + sid)
         if not ref:
             return None
         record = await self.store.take("sso:" + ref["key"])
         return SsoSession(**record) if record else None
 
+    async def get(self, sid: str) -> SsoSession | None:
+        """A live session by its public sid (admin listing), without touching it."""
+        ref = await self.store.get("sso-sid:" + sid)
+        if not ref:
+            return None
+        record = await self.store.get("sso:" + ref["key"])
+        return SsoSession(**record) if record else None
+
     async def sids_of_user(self, user_id: str) -> set[str]:
+        """Every sid the user had within `remember` (live, expired or ended)."""
         return await self.store.members(f"sso-user:{user_id}")
+
+    async def of_user(self, user_id: str) -> list[SsoSession]:
+        """The user's live sessions, oldest first."""
+        found = [await self.get(sid) for sid in sorted(await self.sids_of_user(user_id))]
+        return sorted((s for s in found if s is not None), key=lambda s: s.created)
