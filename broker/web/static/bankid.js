@@ -40,6 +40,9 @@
   }
 
   document.getElementById("cancel-form").addEventListener("submit", function () { leaving = true; });
+  // Opening the app (or, in the simulator, its page) is not abandoning the login.
+  var launch = document.getElementById("launch");
+  if (launch) { launch.addEventListener("click", function () { leaving = true; }); }
   window.addEventListener("pagehide", function () {
     if (finished || leaving || !navigator.sendBeacon) { return; }
     var body = new FormData();
