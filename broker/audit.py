@@ -28,8 +28,13 @@ class AuditLog:
         return self._fh
 
     def event(self, name: str, **fields: Any) -> None:
+        from .logs import current_request_id
+
         record = {"audit": name, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "request_id": current_request_id(),
                   **{k: v for k, v in fields.items() if v is not None}}
+        if record["request_id"] is None:
+            del record["request_id"]
         stream = self._stream()
         stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         stream.flush()

@@ -156,6 +156,8 @@ class ClientSettings(_Model):
     refresh_token_ttl: int | None = Field(None, ge=60, le=30 * 86400)
     # Claim mapping: rename (`to`), flatten, or drop (`null`) claims for this client.
     claims: dict[str, str | None] = Field(default_factory=dict)
+    # Structured claims (the `assignments` list) as flat strings, for RPs that need them.
+    flat_claims: bool = False
 
     @field_validator("redirect_uris", "post_logout_redirect_uris")
     @classmethod

@@ -48,6 +48,9 @@ def base_config(issuer: str, keys_dir: Path, redis: str, jwt_key: ECKey) -> dict
              "redirect_uris": [REDIRECT], "id_token_signed_response_alg": "ES256",
              "userinfo_signed_response_alg": "RS256", "access_token_format": "jwt",
              "claims": {"commissionName": "role", "healthCareUnitName": None}},
+            {"client_id": "rp-flat", "client_name": "Flat RP", "client_secret": "f" * 32,
+             "redirect_uris": [REDIRECT], "flat_claims": True,
+             "scopes": ["openid", "profile", "assignments"]},
         ],
     }
 
@@ -66,6 +69,8 @@ class Running:
             return FakeRP(self.issuer, client_id, REDIRECT, "s" * 32)
         if client_id == "rp-post":
             return FakeRP(self.issuer, client_id, REDIRECT, "p" * 32, auth="client_secret_post")
+        if client_id == "rp-flat":
+            return FakeRP(self.issuer, client_id, REDIRECT, "f" * 32)
         return FakeRP(self.issuer, client_id, REDIRECT, auth="private_key_jwt", key=self.jwt_key)
 
     def browser(self) -> httpx.Client:
@@ -83,7 +88,7 @@ def broker_server(redis, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("broker")
     jwt_key = ECKey.generate_key("P-256", auto_kid=True)
     settings = parse_settings(base_config(issuer, tmp / "keys", redis, jwt_key), str(tmp / "broker.yaml"))
-    source = FakeSource(default_users(("rp-basic", "rp-post", "rp-jwt")))
+    source = FakeSource(default_users(("rp-basic", "rp-post", "rp-jwt", "rp-flat")))
     box: list[FakeConnector] = []
 
     def factory(broker, flow):

@@ -150,8 +150,24 @@ def release(grant: dict[str, Any], destination: str) -> dict[str, Any]:
     return out
 
 
-def apply_mapping(claims: dict[str, Any], mapping: dict[str, str | None]) -> dict[str, Any]:
-    """Per-client renames (`from: to`) and drops (`from: null`); protocol claims are fixed."""
+def flatten(value: Any) -> Any:
+    """Flat strings for RPs that cannot read structured claims (per client `flat_claims`):
+    an assignment becomes `roleCode@unitId`, a list becomes space-separated values."""
+    if isinstance(value, dict):
+        if "role" in value and "unit" in value:
+            return f"{value['role']['id']}@{value['unit']['id']}"
+        return " ".join(f"{k}={flatten(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return " ".join(str(flatten(v)) for v in value)
+    return value
+
+
+def apply_mapping(claims: dict[str, Any], mapping: dict[str, str | None],
+                  flat: bool = False) -> dict[str, Any]:
+    """Per-client renames (`from: to`) and drops (`from: null`), and optionally flat
+    strings; protocol claims (`amr`, `aud` ...) keep their standard shape."""
+    if flat:
+        claims = {k: v if k in PROTOCOL_CLAIMS else flatten(v) for k, v in claims.items()}
     if not mapping:
         return claims
     out: dict[str, Any] = {}

@@ -29,7 +29,7 @@ from ..context import Broker
 from ..identifiers import mask_personal_number
 from ..security import BROWSER_COOKIE, browser_digest, browser_id
 from ..session import SSO_COOKIE
-from .claims import parse_claims_request, subject_for
+from .claims import parse_claims_request, release, subject_for, unmet_essential
 from .logout import backchannel_task, end_session
 from .responses import error_to_client, location_params, to_client
 from .server import BrokerRequest, GrantUser
@@ -294,6 +294,17 @@ class Flow:
         """Create or extend the SSO session, issue the code, send the browser back."""
         broker = self.broker
         client = broker.clients.get(txn.client_id)
+        missing = self._unmet_essential_claims(txn)
+        if missing:
+            # The login cannot give what the RP declared essential (e.g. a personal
+            # identity number after a SITHS card that carries only an HSA-id).
+            broker.audit.event("login", client=txn.client_id, user=txn.user.get("id"),
+                               method=txn.identity.get("method"), outcome="essential_claims_unmet",
+                               claims=missing)
+            broker.metrics.login(txn.identity.get("method"), "failed")
+            await broker.transactions.end(txn)
+            return self._error(request, txn, "unmet_authentication_requirements",
+                               "essential claims not available from this login: " + " ".join(missing))
         cookies = broker.cookies
         cookie = cookies.get(request, SSO_COOKIE)
         new_cookie = None
@@ -363,6 +374,21 @@ class Flow:
             cookies.set(response, SSO_COOKIE, new_cookie)
         response.background = backchannel_task(broker, replaced)
         return response
+
+    def _unmet_essential_claims(self, txn: LoginTransaction) -> list[str]:
+        requested = parse_claims_request(txn.params.get("claims"))
+        if not requested:
+            return []
+        scope = txn.params.get("scope", "")
+        draft = {"user": txn.user, "identity": txn.identity, "assignment": txn.assignment,
+                 "assignments": txn.choices if "assignments" in scope.split() else None,
+                 "scope": scope, "claims_request": requested}
+        missing: list[str] = []
+        for destination in ("id_token", "userinfo"):
+            for name in unmet_essential(draft, destination, release(draft, destination)):
+                if name not in missing:
+                    missing.append(name)
+        return missing
 
     async def _restart(self, request: Request, txn: LoginTransaction) -> Response:
         """The SSO session this login relied on is gone: log in again (or, for

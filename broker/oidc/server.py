@@ -266,7 +266,8 @@ class _IDTokenMixin:
     def generate_user_info(self, user: GrantUser, scope: str) -> dict[str, Any]:
         grant = user.grant
         claims = release({**grant, "scope": scope}, "id_token")
-        claims = apply_mapping(claims, self.provider.clients.get(grant["client_id"]).settings.claims)
+        settings = self.provider.clients.get(grant["client_id"]).settings
+        claims = apply_mapping(claims, settings.claims, settings.flat_claims)
         claims["sub"] = grant["sub"]
         claims["auth_time"] = grant["auth_time"]
         if grant.get("acr"):

@@ -58,10 +58,14 @@ class UserInfoEndpoint:
                 or record["exp"] < time.time()):
             return _bearer_error("invalid_token", "the access token is not valid")
         grant = record["grant"]
+        if grant.get("sid") and await store.get("sid-ended:" + grant["sid"]):
+            # Logout or revocation ended the session: its access tokens end with it.
+            return _bearer_error("invalid_token", "the access token is not valid")
         if "openid" not in grant["scope"].split():
             return _bearer_error("insufficient_scope", "the token was not issued for openid", 403)
         client = self.broker.clients.get(record["client_id"])
-        claims = apply_mapping(release(grant, "userinfo"), client.settings.claims)
+        claims = apply_mapping(release(grant, "userinfo"), client.settings.claims,
+                               client.settings.flat_claims)
         claims["sub"] = grant["sub"]
         alg = client.settings.userinfo_signed_response_alg
         if alg:

@@ -78,6 +78,8 @@ def test_qr_login_end_to_end(bankid_broker):
         claims = finish(bb, rp, browser, txn_id)
     assert claims["sub"] == "u-anna"
     assert claims["acr"] == "http://id.elegnamnden.se/loa/1.0/loa3"
+    scrape = bb.broker.metrics.exposition().decode()
+    assert 'broker_bankid_hint_codes_total{hint_code="userSign"}' in scrape
     audit = (bb.tmp / "audit.log").read_text()
     assert "completionData" in audit and "199001012385" in audit
 

@@ -148,6 +148,7 @@ class BankIDConnector:
                 web=self._web(request), return_url=return_url if flow == "autostart" else None,
                 personal_number=personal_number)
         except BankIDError as exc:
+            self.broker.metrics.record_bankid(error_code=exc.error_code)
             msg = error_message(exc)
             lang = pick_locale(request, txn.params.get("ui_locales"))
             return await self.start(request, txn, error_text=msg.sv if lang == "sv" else msg.en,
@@ -229,6 +230,9 @@ class BankIDConnector:
         if result.status == COMPLETE and result.completion is not None:
             data["completion"] = dict(result.completion.raw)
             out["next"] = f"/login/bankid/{txn.id}/finish"
+        if (state.hint_code, state.status, state.error_code) != (
+                before.get("hint_code"), before.get("status"), before.get("error_code")):
+            self.broker.metrics.record_bankid(hint_code=state.hint_code, error_code=state.error_code)
         if state.to_record() != before or "completion" in data:
             data["order"] = state.to_record()
             await self.flow.save(txn)
