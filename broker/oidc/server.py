@@ -460,14 +460,13 @@ async def commit(work: Work, store: Any) -> bool:
     if work.jti and not await store.put_new(work.jti[0], {"used": True}, work.jti[1]):
         return False
     if work.take is not None:
-        taken = await store.take(work.take)
-        if taken is None:
+        if await store.take_and_put(work.take, work.writes) is None:
             # Lost the race with a concurrent redemption: this is a replay too.
             family = work.prefetched.get("code", {}).get("family")
             if family:
                 await store.put_many([(family_key(family), {"revoked": True}, 30 * 86400)])
             return False
-    if work.writes:
+    elif work.writes:
         await store.put_many(work.writes)
     return True
 

@@ -33,6 +33,12 @@ class Store(Protocol):
     async def take(self, key: str) -> Record | None:
         """Read and delete in one atomic step: of concurrent callers only one gets the value."""
 
+    async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> Record | None:
+        """Take `key` and, only if it was there, write `items`, as one atomic step.
+
+        A code redemption is exactly this: of concurrent callers one gets the code and its
+        tokens are written with it; nobody ever sees a spent code without its tokens."""
+
     async def delete(self, *keys: str) -> None: ...
 
     async def add_member(self, key: str, member: str, ttl: int) -> None:

@@ -54,6 +54,9 @@ class InstrumentedStore:
     async def take(self, key: str) -> Record | None:
         return await self._timed("take", lambda: self.inner.take(key))
 
+    async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> Record | None:
+        return await self._timed("take_and_put", lambda: self.inner.take_and_put(key, items))
+
     async def delete(self, *keys: str) -> None:
         await self._timed("delete", lambda: self.inner.delete(*keys))
 

@@ -63,6 +63,12 @@ class MemoryStore:
         del self._data[key]
         return value if isinstance(value, dict) else None
 
+    async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> Record | None:
+        taken = await self.take(key)
+        if taken is not None:
+            await self.put_many(items)
+        return taken
+
     async def delete(self, *keys: str) -> None:
         for key in keys:
             self._data.pop(key, None)

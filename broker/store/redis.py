@@ -89,10 +89,22 @@ def one_retry() -> Retry:
     return Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1)
 
 
+TAKE_AND_PUT = """
+local value = redis.call('GETDEL', KEYS[1])
+if not value then return false end
+for i = 1, #ARGV, 3 do
+  redis.call('SET', ARGV[i], ARGV[i + 1], 'EX', tonumber(ARGV[i + 2]))
+end
+return value
+"""
+
+
 class RedisStore:
     def __init__(self, client: aioredis.Redis, prefix: str = "broker:") -> None:
         self._r = client
         self._p = prefix
+        # Runs on the server as one step (EVALSHA, loaded on first use).
+        self._take_and_put = client.register_script(TAKE_AND_PUT)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "broker:", timeout: float = 2.0) -> RedisStore:
@@ -142,6 +154,16 @@ class RedisStore:
             return [self._load(v) for v in await self._r.mget([self._k(k) for k in keys])]
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
+
+    async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> Record | None:
+        args: list[str | int] = []
+        for k, value, ttl in items:
+            args.extend((self._k(k), json.dumps(value, separators=(",", ":")), int(ttl)))
+        try:
+            raw = await self._take_and_put(keys=[self._k(key)], args=args)
+        except RedisError as exc:
+            raise StoreError(str(exc)) from exc
+        return self._load(raw)
 
     async def take(self, key: str) -> Record | None:
         try:

@@ -46,3 +46,14 @@ def test_sentinel_url():
     opts = parse_sentinel_url("redis+sentinel://:pw@h1:26379,h2:26380/mymaster/2?sentinel_password=sp")
     assert opts["hosts"] == [("h1", 26379), ("h2", 26380)]
     assert (opts["service"], opts["db"], opts["password"], opts["sentinel_password"]) == ("mymaster", 2, "pw", "sp")
+
+
+async def test_take_and_put_is_atomic_and_once(store):
+    await store.put("code", {"c": 1}, 10)
+    results = await asyncio.gather(*(
+        store.take_and_put("code", [(f"tok{i}", {"i": i}, 10)]) for i in range(10)))
+    assert [r for r in results if r] == [{"c": 1}]
+    written = [i for i in range(10) if await store.get(f"tok{i}")]
+    assert len(written) == 1, "only the winner's records are written"
+    assert await store.take_and_put("code", [("late", {}, 10)]) is None
+    assert await store.get("late") is None

@@ -76,7 +76,7 @@ def test_a_login_moves_the_counters(replica):
     assert value(during, "broker_login_transactions_active") == 1
     # Cecilia's login was opened and never finished: it stays counted until it expires.
     assert value(after, "broker_login_transactions_active") == 1
-    assert moved("broker_store_operation_seconds_count", operation="take", outcome="ok") == 2
+    assert moved("broker_store_operation_seconds_count", operation="take_and_put", outcome="ok") == 2
     assert moved("broker_store_operation_seconds_count", operation="put") >= 3
     assert moved("broker_upstream_request_seconds_count", upstream="authorization") >= 3
     # Nothing about metrics on the public port.

@@ -1,0 +1,420 @@
+"""Benchmark: the broker against a bare Starlette endpoint and panva's oidc-provider.
+
+    python bench/run.py --seconds 10          # everything, about 4-6 minutes
+    python bench/run.py --profile             # the broker's code redemption under a profiler
+
+Every server runs alone (one process, one at a time) on 127.0.0.1 next to one Redis; one
+aiohttp driver process (this one) drives it at a fixed concurrency. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+
+from bench.app_factory import CLIENT_SECRET, CLIENTS, REDIRECT_URI  # noqa: E402
+from bench.driver import (  # noqa: E402
+    Result,
+    Target,
+    ceiling_request,
+    login,
+    redeem,
+    run_load,
+    session,
+)
+from tests.support.redis import free_port, redis_server, wait_for_port  # noqa: E402
+
+BENCH = ROOT / "bench"
+PEER = BENCH / "peer"
+RESULTS = BENCH / "results"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on the machine spent busy (all cores), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    proc: subprocess.Popen
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+@contextlib.contextmanager
+def serve(name: str, argv: list[str], port: int, env: dict[str, str] | None = None,
+          cwd: Path = ROOT) -> Iterator[Server]:
+    # The servers' own output goes to stderr with the progress log; stdout is the report.
+    proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=sys.stderr)
+    try:
+        wait_for_port(port, timeout=30)
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}")
+        yield Server(name, f"http://127.0.0.1:{port}", proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def uvicorn_argv(factory: str, port: int) -> list[str]:
+    """One uvicorn worker; uvloop and httptools when installed (they are with uvicorn[standard])."""
+    argv = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
+            "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401
+
+        argv += ["--loop", "uvloop"]
+    with contextlib.suppress(ImportError):
+        import httptools  # noqa: F401
+
+        argv += ["--http", "httptools"]
+    return argv
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, redis_pid: int) -> None:
+        self.args = args
+        self.redis_pid = redis_pid
+        self.results: list[Result] = []
+
+    async def measure(self, name: str, op: Callable[[], Awaitable[float]],
+                      server: Server) -> Result:
+        """One measured window, with the CPU each process used in it."""
+        pids = {"server": server.pid, "redis": self.redis_pid}
+        before = {k: cpu_seconds(p) for k, p in pids.items()}
+        busy, driver_before, wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
+        result = await run_load(name, op, self.args.concurrency, self.args.seconds)
+        wall = time.perf_counter() - wall
+        used = {k: cpu_seconds(p) - before[k] for k, p in pids.items()}
+        used["driver"] = time.process_time() - driver_before
+        # Whatever else ran on the machine meanwhile (other jobs skew the numbers).
+        used["other"] = max(0.0, machine_busy_seconds() - busy - sum(used.values()))
+        result.cpu = {k: round(100 * v / wall) for k, v in used.items()}
+        self.results.append(result)
+        log(f"{name}: {result.rate:.0f} ops/s, p50 {result.percentile(0.5) * 1e3:.1f} ms, "
+            f"p99 {result.percentile(0.99) * 1e3:.1f} ms, errors {result.errors} "
+            f"{result.first_error or ''} {result.note} cpu {result.cpu}")
+        return result
+
+    async def warm(self, op: Callable[[], Awaitable[float]]) -> Result:
+        return await run_load("warm-up", op, self.args.concurrency, self.args.warmup)
+
+    # -- scenarios ----------------------------------------------------------------------
+    async def fixed_endpoint(self, name: str, server: Server) -> None:
+        """The redemption's request shape against an endpoint that does (almost) nothing."""
+        body = urlencode({"grant_type": "authorization_code", "code": "x" * 43,
+                          "redirect_uri": REDIRECT_URI, "code_verifier": "v" * 64})
+        basic = base64.b64encode(f"{CLIENTS['RS256']}:{CLIENT_SECRET}".encode()).decode()
+        headers = {"Authorization": f"Basic {basic}",
+                   "Content-Type": "application/x-www-form-urlencoded"}
+        url = server.url + "/token"
+        async with session(self.args.concurrency) as http:
+
+            def op() -> Awaitable[float]:
+                return ceiling_request(http, url, body, headers)
+
+            await self.warm(op)
+            await self.measure(name, op, server)
+
+    async def oidc(self, target: Target, server: Server) -> None:
+        args = self.args
+        async with session(args.concurrency) as http:
+            log(f"{target.label}: checking one login and one redemption per algorithm")
+            for alg in target.clients:
+                await login(http, target, alg)
+                await redeem(http, target, alg, check=True)
+
+            def login_op() -> Awaitable[float]:
+                return login(http, target)
+
+            await self.warm(login_op)
+            await self.measure(f"{target.label} login-to-code", login_op, server)
+            for alg in target.clients:
+                await self.redemption(http, target, alg, server)
+
+    async def mint(self, http: aiohttp.ClientSession, target: Target, alg: str, needed: int) -> None:
+        """Log in until `needed` codes wait for `alg` (or the minting budget is spent)."""
+        pool = target.pools[alg]
+        if len(pool) >= needed:
+            return
+        began = time.perf_counter()
+        deadline = began + self.args.mint_budget
+        have = len(pool)
+
+        async def worker() -> None:
+            while len(pool) < needed and time.perf_counter() < deadline:
+                await login(http, target, alg)
+
+        await asyncio.gather(*(worker() for _ in range(self.args.concurrency)))
+        log(f"{target.label}: minted {len(pool) - have} {alg} codes in "
+            f"{time.perf_counter() - began:.1f} s ({len(pool)} ready)")
+
+    async def redemption(self, http: aiohttp.ClientSession, target: Target, alg: str,
+                         server: Server) -> None:
+        """Warm up on the codes at hand, mint what the measured window will need, measure."""
+        concurrency = self.args.concurrency
+
+        def op() -> Awaitable[float]:
+            return redeem(http, target, alg)
+
+        await self.mint(http, target, alg, concurrency * 25)
+        warm = await self.warm(op)
+        # The warm-up rate underestimates a server that is still warming (the peer's JIT).
+        needed = int(warm.rate * self.args.seconds * 1.6) + 4 * concurrency
+        await self.mint(http, target, alg, needed)
+        await self.measure(f"{target.label} redemption {alg}", op, server)
+        target.pools[alg].clear()  # what is left would expire unused; keep Redis small
+
+    # -- servers ------------------------------------------------------------------------
+    async def run_all(self, redis_url: str, workdir: Path) -> None:
+        port = free_port()
+        log("generator ceiling: raw asyncio server with a fixed answer")
+        with serve("ceiling", [sys.executable, str(BENCH / "ceiling_server.py"), str(port)],
+                   port) as server:
+            await self.fixed_endpoint("generator ceiling", server)
+
+        port = free_port()
+        log("bare Starlette endpoint on one uvicorn worker")
+        with serve("bare", uvicorn_argv("bench.app_factory:bare_app", port), port) as server:
+            await self.fixed_endpoint("bare Starlette", server)
+
+        await self.run_broker(redis_url, workdir)
+        if not self.args.no_peer:
+            await self.run_peer(redis_url)
+
+    def broker_env(self, port: int, redis_url: str, workdir: Path) -> dict[str, str]:
+        return {"BENCH_ISSUER": f"http://127.0.0.1:{port}", "BENCH_REDIS": redis_url,
+                "BENCH_WORKDIR": str(workdir)}
+
+    def broker_target(self, url: str) -> Target:
+        return Target("broker", url, "/authorize", "/token", dict(CLIENTS), CLIENT_SECRET,
+                      REDIRECT_URI)
+
+    async def run_broker(self, redis_url: str, workdir: Path) -> None:
+        port = free_port()
+        log("broker on one uvicorn worker")
+        with serve("broker", uvicorn_argv("bench.app_factory:broker_app", port), port,
+                   self.broker_env(port, redis_url, workdir)) as server:
+            await self.oidc(self.broker_target(server.url), server)
+
+    async def run_peer(self, redis_url: str) -> None:
+        node = shutil.which("node")
+        if node is None:
+            log("peer skipped: node is not installed")
+            return
+        port = free_port()
+        log("oidc-provider on one Node process")
+        env = {"PORT": str(port), "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/1",
+               "REDIRECT_URI": REDIRECT_URI, "CLIENT_SECRET": CLIENT_SECRET,
+               "NODE_ENV": "production"}
+        with serve("peer", [node, "server.mjs"], port, env, cwd=PEER) as server:
+            await self.oidc(Target("peer", server.url, "/auth", "/token", dict(CLIENTS),
+                                   CLIENT_SECRET, REDIRECT_URI), server)
+
+    async def profile(self, redis_url: str, workdir: Path) -> None:
+        """Code redemption under a profiler in the broker process, once per algorithm."""
+        port = free_port()
+        env = {**self.broker_env(port, redis_url, workdir), "BENCH_PROFILE": "1",
+               "BENCH_PROFILER": self.args.profiler}
+        RESULTS.mkdir(exist_ok=True)
+        with serve("broker", uvicorn_argv("bench.app_factory:broker_app", port), port,
+                   env) as server:
+            target = self.broker_target(server.url)
+            async with session(self.args.concurrency) as http:
+                for alg in target.clients:
+
+                    def op(alg: str = alg) -> Awaitable[float]:
+                        return redeem(http, target, alg)
+
+                    await self.mint(http, target, alg, self.args.concurrency * 25)
+                    warm = await self.warm(op)
+                    await self.mint(http, target, alg,
+                                    int(warm.rate * self.args.seconds * 1.3) + 64)
+                    async with http.post(server.url + "/_bench/profile/start") as resp:
+                        kind = await resp.text()
+                    await self.measure(f"broker redemption {alg} (profiled)", op, server)
+                    stop = "/_bench/profile/stop" + ("?all=1" if self.args.profile_all else "")
+                    async with http.post(server.url + stop) as resp:
+                        report = await resp.text()
+                    path = RESULTS / f"profile-redemption-{alg}.txt"
+                    path.write_text(report)
+                    log(f"{kind} report for {alg}: {path}")
+                    print(report[:self.args.profile_chars])
+
+
+# -- report ------------------------------------------------------------------------------
+ROWS = ["generator ceiling", "bare Starlette", "broker login-to-code", "broker redemption RS256",
+        "broker redemption ES256", "peer login-to-code", "peer redemption RS256",
+        "peer redemption ES256"]
+
+
+def note(result: Result) -> str:
+    notes = [result.note] if result.note else []
+    if result.cpu.get("other", 0) >= 25:
+        notes.append("CONTENDED (other jobs ran; repeat)")
+    if result.first_error:
+        notes.append(result.first_error[:60])
+    return "; ".join(notes)
+
+
+def table(results: list[Result]) -> str:
+    by_name = {r.name: r for r in results}
+    lines = [f"{'scenario':<26} {'ops/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
+             f"{'srv ms/op':>9}  {'cpu% srv/redis/drv/other':<25} note",
+             "-" * 106]
+    for name in ROWS + [r.name for r in results if r.name not in ROWS]:
+        r = by_name.get(name)
+        if r is None:
+            lines.append(f"{name:<26} {'-':>8}")
+            continue
+        cpu = "/".join(str(r.cpu.get(k, "-")) for k in ("server", "redis", "driver", "other"))
+        # Server CPU per operation: what the server would need on a core of its own.
+        cost = r.cpu.get("server", math.nan) * 10 / r.rate if r.rate else math.nan
+        lines.append(f"{name:<26} {r.rate:>8.0f} {r.percentile(0.5) * 1e3:>8.2f} "
+                     f"{r.percentile(0.99) * 1e3:>8.2f} {r.errors:>6} {cost:>9.3f}  {cpu:<25} "
+                     f"{note(r)}")
+    return "\n".join(lines)
+
+
+def ratios(results: list[Result]) -> str:
+    """Throughput ratios (the targets), and the same ratio from server CPU per operation,
+    which holds even when other jobs shared the machine."""
+    rate = {r.name: r.rate for r in results}
+    cost = {r.name: r.cpu.get("server", 0) / r.rate for r in results if r.rate}
+
+    def ratio(a: str, b: str) -> tuple[float | None, float | None]:
+        by_rate = rate[a] / rate[b] if rate.get(a) and rate.get(b) else None
+        by_cost = cost[b] / cost[a] if cost.get(a) and cost.get(b) else None
+        return by_rate, by_cost
+
+    rows = [
+        ("login-to-code, broker/peer", ratio("broker login-to-code", "peer login-to-code"), None),
+        ("redemption RS256, broker/peer", ratio("broker redemption RS256", "peer redemption RS256"), 1.0),
+        ("redemption ES256, broker/peer", ratio("broker redemption ES256", "peer redemption ES256"), 1.0),
+        ("redemption RS256, broker/bare", ratio("broker redemption RS256", "bare Starlette"), 0.5),
+        ("redemption ES256, broker/bare", ratio("broker redemption ES256", "bare Starlette"), 0.5),
+        ("bare Starlette / generator ceiling", ratio("bare Starlette", "generator ceiling"), None),
+    ]
+    lines = [f"{'ratio':<36} {'ops/s':>7} {'by CPU':>7}  target (on ops/s)", "-" * 76]
+    for label, (value, by_cost), goal in rows:
+        shown = "".join(f"{v:>8.2f}" if v is not None else f"{'-':>8}" for v in (value, by_cost))
+        verdict = "" if goal is None or value is None else (
+            f">= {goal:.1f}  {'met' if value >= goal else 'NOT met'}")
+        lines.append(f"{label:<36}{shown}  {verdict}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured time per scenario")
+    parser.add_argument("--warmup", type=float, default=3.0, help="warm-up time per scenario")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--mint-budget", type=float, default=None,
+                        help="most seconds spent minting codes per step (default 6 x --seconds)")
+    parser.add_argument("--no-peer", action="store_true", help="skip oidc-provider")
+    parser.add_argument("--profile", action="store_true",
+                        help="only profile the broker's code redemption (RS256 and ES256)")
+    parser.add_argument("--profiler", choices=["pyinstrument", "cprofile"], default="pyinstrument",
+                        help="pyinstrument falls back to cProfile when not installed")
+    parser.add_argument("--profile-all", action="store_true",
+                        help="pyinstrument: keep library frames in the call tree")
+    parser.add_argument("--profile-chars", type=int, default=12000,
+                        help="how much of each profile report to print")
+    args = parser.parse_args(argv)
+    args.mint_budget = args.mint_budget or 6 * args.seconds
+    return args
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        log(f"warning: load average {load:.1f} before the start; other jobs on this machine "
+            "skew the numbers (see the 'other' CPU column)")
+    workdir = Path(tempfile.mkdtemp(prefix="broker-bench-"))
+    try:
+        with redis_server() as (redis_url, redis_proc):
+            bench = Bench(args, redis_proc.pid if redis_proc else -1)
+            if args.profile:
+                await bench.profile(redis_url, workdir)
+                return 0
+            await bench.run_all(redis_url, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print(f"concurrency {args.concurrency}, {args.seconds:g} s measured after {args.warmup:g} s "
+          f"warm-up per scenario, {os.cpu_count()} CPUs shared by server, Redis and driver")
+    print(table(bench.results))
+    print()
+    print(ratios(bench.results))
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"run-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps({"args": vars(args), "results": [r.summary() for r in bench.results]},
+                              indent=1))
+    print(f"\nraw results: {out.relative_to(ROOT)}")
+    return 0
+
+
+def install_peer() -> None:
+    """oidc-provider and ioredis at the versions pinned in bench/peer/package-lock.json."""
+    if shutil.which("node") and not (PEER / "node_modules" / "oidc-provider").is_dir():
+        log("installing the peer: npm ci in bench/peer")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PEER, check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not (args.no_peer or args.profile):
+        install_peer()
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main_async(args))
+    return uvloop.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
