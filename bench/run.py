@@ -102,7 +102,8 @@ def serve(name: str, argv: list[str], port: int, env: dict[str, str] | None = No
 def uvicorn_argv(factory: str, port: int) -> list[str]:
     """One uvicorn worker; uvloop and httptools when installed (they are with uvicorn[standard])."""
     argv = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1",
-            "--port", str(port), "--log-level", "warning", "--no-access-log"]
+            "--port", str(port), "--log-level", "warning", "--no-access-log",
+            "--no-proxy-headers"]  # as `broker serve`: the broker reads forwarded headers itself
     with contextlib.suppress(ImportError):
         import uvloop  # noqa: F401
 

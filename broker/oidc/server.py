@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,10 @@ class Work:
     take: str | None = None
     revoke: list[str] = field(default_factory=list)
     jti: tuple[str, int] | None = None
+
+
+# The request's unit of work, for Authlib hooks that are not handed the request (validate_jti).
+_current_work: ContextVar[Work] = ContextVar("broker_work")
 
 
 class BrokerRequest(OAuth2Request):
@@ -309,7 +314,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return client.public_keys
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
-        work: Work = self.provider.current_work
+        work: Work = _current_work.get()
         if work.prefetched.get("jti_seen"):
             return False
         ttl = max(60, int(claims.get("exp", 0)) - int(time.time()) + 60)
@@ -317,7 +322,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return True
 
     def __call__(self, query_client, request):  # type: ignore[no-untyped-def]
-        self.provider.current_work = request.work
+        _current_work.set(request.work)
         return super().__call__(query_client, request)
 
 
@@ -380,7 +385,6 @@ class Provider(AuthorizationServer):
         self.settings = settings
         self.clients = clients
         self.signer = signer
-        self.current_work = Work()
         self.register_grant(CodeGrant, [S256Only(required=True), IDTokenForCode(self)])
         self.register_grant(RefreshGrant, [IDTokenForRefresh(self)])
         self.register_client_auth_method("private_key_jwt", PrivateKeyJWT(self))

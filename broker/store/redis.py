@@ -7,9 +7,9 @@ several deployments.
 
 from __future__ import annotations
 
-import json
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
@@ -115,11 +115,11 @@ class RedisStore:
 
     @staticmethod
     def _load(raw: bytes | None) -> Record | None:
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else orjson.loads(raw)
 
     async def put(self, key: str, value: Record, ttl: int) -> None:
         try:
-            await self._r.set(self._k(key), json.dumps(value, separators=(",", ":")), ex=ttl)
+            await self._r.set(self._k(key), orjson.dumps(value), ex=ttl)
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
@@ -129,14 +129,14 @@ class RedisStore:
         try:
             async with self._r.pipeline(transaction=False) as pipe:
                 for key, value, ttl in items:
-                    pipe.set(self._k(key), json.dumps(value, separators=(",", ":")), ex=ttl)
+                    pipe.set(self._k(key), orjson.dumps(value), ex=ttl)
                 await pipe.execute()
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
     async def put_new(self, key: str, value: Record, ttl: int) -> bool:
         try:
-            data = json.dumps(value, separators=(",", ":"))
+            data = orjson.dumps(value)
             return bool(await self._r.set(self._k(key), data, ex=ttl, nx=True))
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
@@ -158,7 +158,7 @@ class RedisStore:
     async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> Record | None:
         args: list[str | int] = []
         for k, value, ttl in items:
-            args.extend((self._k(k), json.dumps(value, separators=(",", ":")), int(ttl)))
+            args.extend((self._k(k), orjson.dumps(value), int(ttl)))
         try:
             raw = await self._take_and_put(keys=[self._k(key)], args=args)
         except RedisError as exc:
