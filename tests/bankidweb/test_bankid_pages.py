@@ -164,3 +164,28 @@ def test_start_failed_restarts_silently(redis, tmp_path):
             state = order(bb, txn_id)
             sim(browser, "approve", orderRef=state["order_ref"], personalNumber="199001012385")
             assert finish(bb, rp, browser, txn_id)["sub"] == "u-anna"
+
+
+def test_personal_number_field_is_checked_before_any_order(redis, tmp_path):
+    from tests.bankidweb.conftest import BankIDBroker, start_broker
+    from tests.support.server import serve
+
+    issuer, port, app = start_broker(redis, tmp_path, personal_number_field=True)
+    with serve(app, port):
+        bb = BankIDBroker(issuer, app, tmp_path)
+        with httpx.Client(base_url=issuer) as browser:
+            choice = bb.rp().authorize(browser)
+            assert 'name="personal_number"' in choice.text
+            action = re.search(r'action="(/login/bankid/[^"]+/start)"', choice.text).group(1)
+            csrf = form_fields(choice.text)["csrf"]
+            for bad, why in (("199001012384", "check digit"), ("19901301-2385", "real date"),
+                             ("12345", "12 digits")):
+                page = browser.post(action, data={"csrf": csrf, "device": "other",
+                                                  "personal_number": bad})
+                assert page.status_code == 400 and why in page.text
+            assert browser.get("/bankid-simulator/control/orders").json()["orders"] == []
+            ok = browser.post(action, data={"csrf": csrf, "device": "other",
+                                            "personal_number": "19900101-2385"})
+            assert ok.status_code == 303
+            orders = browser.get("/bankid-simulator/control/orders").json()["orders"]
+            assert [o["requiredPersonalNumber"] for o in orders] == ["199001012385"]
