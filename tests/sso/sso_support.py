@@ -231,7 +231,7 @@ class BlackHole:
         self.sock.close()
 
 
-def wait_until(predicate, timeout: float = 5.0, what: str = "condition") -> None:
+def wait_until(predicate, timeout: float = 15.0, what: str = "condition") -> None:
     """Poll (bounded) until `predicate()` is true."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
