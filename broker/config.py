@@ -26,6 +26,7 @@ from pydantic import (
 from .authz.settings import AuthorizationSettings
 from .connectors.bankid.settings import BankIDSettings
 from .connectors.siths.settings import SithsSettings
+from .validation import error_lines, format_loc
 
 SigningAlg = Literal["RS256", "ES256"]
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
@@ -285,25 +286,8 @@ def _expand(value: Any, where: str, env: dict[str, str]) -> Any:
     return value
 
 
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
 def format_errors(source: str, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = _loc(tuple(p for p in err["loc"] if not str(p).startswith("function-")))
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"{source}: {loc}: {msg}")
-    return "\n".join(lines)
+    return "\n".join(f"{source}: {format_loc(loc)}: {msg}" for loc, msg in error_lines(exc))
 
 
 def parse_settings(data: Any, source: str = "<settings>", env: dict[str, str] | None = None) -> Settings:

@@ -34,9 +34,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..identifiers import mask_personal_number
+from ..validation import error_lines
 from . import present
 from .csvio import CsvError, parse_csv, write_csv
-from .records import AssignmentRecord, UserRecord, error_lines, user_to_record
+from .records import AssignmentRecord, UserRecord, user_to_record
 from .sql import admin, queries
 from .sql.engine import create_engine
 from .sql.schema import SchemaError, check_version, current_version, migrate

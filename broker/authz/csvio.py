@@ -42,8 +42,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..validation import error_lines
 from .model import User
-from .records import AssignmentRecord, UserRecord, error_lines
+from .records import AssignmentRecord, UserRecord
 
 USER_COLUMNS = (
     "user_id",

@@ -50,10 +50,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import ValidationError
 
+from ..validation import error_lines, format_loc
 from .cache import AnswerCache
 from .directory import identity_keys
 from .model import AuthorizationSourceError, User
-from .records import error_lines, format_loc, user_from_record
+from .records import user_from_record
 
 if TYPE_CHECKING:
     from ..connectors.base import Identity

@@ -35,7 +35,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -219,25 +218,3 @@ def assignment_to_record(a: Assignment) -> dict[str, Any]:
     return rec
 
 
-def error_lines(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], str]]:
-    """(location, message) per error, without echoing the input (it may be a personal number)."""
-    out = []
-    for err in exc.errors(include_input=False, include_url=False):
-        loc = prefix + tuple(p for p in err["loc"] if not str(p).startswith("function-"))
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        out.append((loc, msg))
-    return out
-
-
-def format_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"

@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..validation import error_lines, format_loc
 from .model import AuthorizationSourceError, User
-from .records import UserRecord, error_lines, format_loc
+from .records import UserRecord
 
 
 class AuthorizationFileError(AuthorizationSourceError):

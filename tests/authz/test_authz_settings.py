@@ -57,7 +57,7 @@ def test_http_fails_closed_by_default() -> None:
 @pytest.mark.parametrize(
     ("block", "message"),
     [
-        ({"source": "sql"}, "authorization.url: Field required"),
+        ({"source": "sql"}, "authorization.url: required key is missing"),
         ({"source": "sql", "url": "mysql://db/x"}, "authorization.url: must start with sqlite"),
         ({"source": "file", "url": "x"}, "authorization.url: unknown key"),
         ({"source": "ldap"}, "authorization.source: Input should be 'file', 'sql' or 'http'"),
