@@ -169,6 +169,9 @@ def create_app(
     routes.extend(extra_routes or [])
 
     form_targets = [u for c in settings.clients for u in c.redirect_uris + c.post_logout_redirect_uris]
+    if settings.connectors.siths is not None and settings.connectors.siths.login_url:
+        # The chooser's POST redirects to the SITHS host; Chromium checks form-action there too.
+        form_targets.append(settings.connectors.siths.login_url)
     middleware = [Middleware(ForwardedHeaders, proxies=broker.proxies),
                   Middleware(RequestContext, proxies=broker.proxies),
                   Middleware(SecurityHeaders, csp=content_security_policy(form_targets),

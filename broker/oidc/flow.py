@@ -100,7 +100,7 @@ class Flow:
         self.broker.metrics.login(txn.method, "failed")
         return self.broker.pages.render(
             request, "error.html",
-            {"message_key": failure.code, "values": {},
+            {"message_key": failure.code, "values": {}, "ui_locales": txn.params.get("ui_locales"),
              "back_url": f"/login/{txn.id}" if failure.retry else None},
             status_code=400,
         )

@@ -6,11 +6,12 @@ import asyncio
 import os
 import shutil
 import tempfile
+import threading
+import time
 
 import pytest
 
 from tests.support.redis import free_port
-from tests.support.server import serve
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -39,15 +40,36 @@ async def browser(chromium_path):
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """`broker demo` as a newcomer runs it: broker, simulator, demo RP, demo authorizations."""
+def demo_stack(tmp_path_factory):
+    """`broker demo` as a newcomer runs it: broker, simulator, demo RP, demo authorizations,
+    and the SITHS host (TLS, test card) with its OCSP/CRL server - all in one event loop."""
     from broker.demo.command import build_demo
 
     port = free_port()
-    app = build_demo(tmp_path_factory.mktemp("demo"), "localhost", port)
-    with serve(app, port):
-        yield f"http://localhost:{port}"
+    stack = build_demo(tmp_path_factory.mktemp("demo"), "localhost", port,
+                       siths_port=free_port())
+    servers = stack.servers()
+    thread = threading.Thread(target=lambda: asyncio.run(stack.serve(servers)), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not all(s.started for s in servers):
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the demo's servers did not start")
+        time.sleep(0.02)
+    try:
+        yield stack
+    finally:
+        servers[0].should_exit = True  # the others follow
+        thread.join(10)
+        stack.close()
+
+
+@pytest.fixture(scope="module")
+def demo(demo_stack) -> str:
+    """The demo's main URL (http://localhost:<port>)."""
+    return demo_stack.base_url
 
 
 def run(coro):
     return asyncio.get_event_loop().run_until_complete(coro)
+

@@ -6,6 +6,11 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
+async def choose_method(page, name):
+    """The chooser (BankID or SITHS-kort) comes first: the demo offers both methods."""
+    await page.get_by_role("button", name=name, exact=True).click()
+
+
 async def approve_in_simulator(context, base, person="Anna Andersson"):
     app = await context.new_page()
     await app.goto(f"{base}/bankid-simulator/app")
@@ -24,6 +29,7 @@ async def test_qr_flow_from_rp_button_to_callback(browser, demo):
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     await page.goto(f"{demo}/demo-rp/")
     await page.click("text=Logga in i Lifecare (demo)")
+    await choose_method(page, "BankID")
     await page.click("text=BankID på en annan enhet")
     qr = page.locator("#qr")
     await qr.wait_for(state="visible")
@@ -47,6 +53,7 @@ async def test_autostart_flow_on_this_device(browser, demo):
     page = await context.new_page()
     await page.goto(f"{demo}/demo-rp/")
     await page.click("text=Logga in i Lifecare (demo)")
+    await choose_method(page, "BankID")
     await page.click("text=BankID på den här enheten")
     launch = page.locator("#launch")
     await launch.wait_for()
@@ -65,6 +72,7 @@ async def test_picker_is_keyboard_usable(browser, demo):
     page = await context.new_page()
     await page.goto(f"{demo}/demo-rp/")
     await page.click("text=Logga in i Lifecare (demo)")
+    await choose_method(page, "BankID")
     await page.click("text=BankID på en annan enhet")
     await page.locator("#qr").wait_for(state="visible")
     await approve_in_simulator(context, demo, person="Erik Eriksson")
@@ -83,6 +91,7 @@ async def test_no_authorization_page_then_access_denied(browser, demo):
     page = await context.new_page()
     await page.goto(f"{demo}/demo-rp/")
     await page.click("text=Logga in i Lifecare (demo)")
+    await choose_method(page, "BankID")
     await page.click("text=BankID på en annan enhet")
     await page.locator("#qr").wait_for(state="visible")
     await approve_in_simulator(context, demo, person="Maria Johansson")

@@ -324,8 +324,11 @@ def test_siths_ingress_with_client_certificate_annotations() -> None:
     ann = siths["metadata"]["annotations"]
     assert ann["nginx.ingress.kubernetes.io/auth-tls-secret"] == "ingress-nginx/siths-ca"
     assert ann["nginx.ingress.kubernetes.io/auth-tls-verify-client"] == "optional_no_ca"
-    assert ann["nginx.ingress.kubernetes.io/auth-tls-verify-depth"] == "2"
+    assert ann["nginx.ingress.kubernetes.io/auth-tls-verify-depth"] == "3"
     assert ann["nginx.ingress.kubernetes.io/auth-tls-pass-certificate-to-upstream"] == "true"
+    # The broker's own page for a certificate nginx refused: on the main host, where it exists.
+    assert (ann["nginx.ingress.kubernetes.io/auth-tls-error-page"]
+            == "https://login.ci.example.kommun.se/login/siths/error")
     assert siths["spec"]["rules"][0]["host"] == "siths.login.ci.example.kommun.se"
     assert siths["spec"]["tls"][0]["secretName"] == "siths-tls"
     # The main host never asks for a client certificate.
@@ -346,11 +349,33 @@ def test_siths_ingress_with_client_certificate_annotations() -> None:
     assert volume["configMap"]["name"] == "siths-trust-store"
 
 
-def test_siths_verify_on_and_namespace_defaulting() -> None:
+def test_siths_defaults_leave_validation_to_the_broker() -> None:
+    """optional_no_ca: nginx asks for the card and passes whatever came, so a bad card gets
+    the broker's page (what to do next), not nginx's bare 400."""
     docs = render(sets=SITHS_ON)
+    siths = only(docs, "Ingress", "broker-siths")
+    ann = siths["metadata"]["annotations"]
+    assert ann["nginx.ingress.kubernetes.io/auth-tls-verify-client"] == "optional_no_ca"
+    assert int(ann["nginx.ingress.kubernetes.io/auth-tls-verify-depth"]) >= 2
+    assert ann["nginx.ingress.kubernetes.io/auth-tls-secret"] == "idp/siths-ca"
+    # Defaults to the broker's page on the issuer's host (the SITHS host does not route it).
+    assert (ann["nginx.ingress.kubernetes.io/auth-tls-error-page"]
+            == "https://login.example.kommun.se/login/siths/error")
+    login_url = broker_yaml(docs)["connectors"]["siths"]["login_url"]
+    assert login_url == "https://siths.login.example.kommun.se/login/siths/"
+
+
+def test_siths_host_routes_only_the_certificate_step_and_assets() -> None:
+    for docs in (render(sets=SITHS_ON), render(*ALL)):
+        rules = only(docs, "Ingress", "broker-siths")["spec"]["rules"]
+        paths = {p["path"]: p["pathType"] for r in rules for p in r["http"]["paths"]}
+        assert paths == {"/login/siths/": "Prefix", "/static/": "Prefix"}
+
+
+def test_siths_verify_on_is_still_possible() -> None:
+    docs = render(sets=(*SITHS_ON, "siths.verifyClient=on"))
     ann = only(docs, "Ingress", "broker-siths")["metadata"]["annotations"]
     assert ann["nginx.ingress.kubernetes.io/auth-tls-verify-client"] == "on"
-    assert ann["nginx.ingress.kubernetes.io/auth-tls-secret"] == "idp/siths-ca"
 
 
 def test_siths_refuses_an_unsafe_or_incomplete_setup() -> None:
@@ -360,6 +385,11 @@ def test_siths_refuses_an_unsafe_or_incomplete_setup() -> None:
     assert "trustStore" in render_fails(sets=without("siths.trustStore"))
     assert "differ" in render_fails(sets=(*SITHS_ON, "siths.host=login.example.kommun.se"))
     assert "verifyClient" in render_fails(sets=(*SITHS_ON, "siths.verifyClient=off"))
+    assert "verifyDepth" in render_fails(sets=(*SITHS_ON, "siths.verifyDepth=1"))
+    # A relative error page would be looked up on the SITHS host, which does not route it.
+    assert "errorPage" in render_fails(sets=(*SITHS_ON, "siths.errorPage=/siths/error"))
+    assert "siths.paths" in render_fails(sets=(*SITHS_ON, "siths.paths={/static/}"))
+    assert "loginPath" in render_fails(sets=(*SITHS_ON, "siths.loginPath=/siths/"))
 
 
 def test_network_policy_opens_port_80_for_revocation_checks_with_siths() -> None:

@@ -36,3 +36,38 @@ def test_rendered_config_parses(name: str) -> None:
             pytest.xfail("settings model lacks: " + "; ".join(problems))
         raise
     assert settings.keys.dir == "/etc/broker/keys"
+
+
+SITHS_PROXY = (
+    "siths.enabled=true",
+    "siths.host=siths.login.example.kommun.se",
+    "siths.clientCASecret=siths-ca",
+    "trustedProxies[0]=10.1.0.0/16",
+    "siths.trustStore.existingConfigMap=siths-trust",
+)
+
+
+@pytest.mark.parametrize(("name", "files", "sets"), [
+    ("siths-proxy", (), SITHS_PROXY),
+    ("all-features", ("all-features.yaml",), ()),
+])
+def test_rendered_siths_proxy_config_is_what_the_connector_needs(name, files, sets) -> None:
+    """SITHS proxy mode as rendered: accepted by broker.config and by the connector's own
+    start-up checks (login_url on another host at /login/siths/, the header trusted only
+    from the ingress controller's pods)."""
+    from urllib.parse import urlsplit
+
+    from broker.config import parse_settings
+
+    docs = render(*files, sets=sets)
+    env = {e["name"]: "dummy-0123456789" for e in container(docs)["env"] if "valueFrom" in e}
+    settings = parse_settings(broker_yaml(docs), f"<{name}>", env)
+    siths = settings.connectors.siths
+    assert siths is not None and siths.mode == "proxy"
+    login = urlsplit(siths.login_url)
+    assert login.scheme == "https" and login.path == "/login/siths/"
+    assert login.hostname != urlsplit(settings.issuer).hostname
+    assert siths.proxy is not None and siths.proxy.header == "ssl-client-cert"
+    assert siths.proxy.trusted_proxies  # the certificate header is trusted from nobody else
+    assert siths.proxy.trusted_proxies == list(settings.http.trusted_proxies)
+    assert siths.trust.ca_bundle.startswith("/etc/broker/siths/")

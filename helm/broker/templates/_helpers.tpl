@@ -199,6 +199,14 @@ app.kubernetes.io/part-of: broker
 {{- if eq .Values.siths.host (include "broker.host" .) }}
 {{- fail "siths.host must differ from the main host: client certificates are asked for per host" }}
 {{- end }}
+{{- $login := .Values.siths.loginPath }}
+{{- $routed := false }}
+{{- range .Values.siths.paths }}
+{{- if hasPrefix . $login }}{{ $routed = true }}{{ end }}
+{{- end }}
+{{- if not $routed }}
+{{- fail (printf "siths.paths must route %s (the certificate step) to the broker" $login) }}
+{{- end }}
 {{- end }}
 {{- if and .Values.redis.auth.enabled (not .Values.redis.auth.existingSecret) (not .Values.redis.auth.password) }}
 {{- fail "redis.auth.enabled needs redis.auth.existingSecret (or redis.auth.password on a test cluster)" }}
