@@ -256,7 +256,7 @@ class Bench:
                                    CLIENT_SECRET, REDIRECT_URI), server)
 
     async def profile(self, redis_url: str, workdir: Path) -> None:
-        """Code redemption under a profiler in the broker process, once per algorithm."""
+        """Login-to-code, then code redemption per algorithm, under a profiler in the broker."""
         port = free_port()
         env = {**self.broker_env(port, redis_url, workdir), "BENCH_PROFILE": "1",
                "BENCH_PROFILER": self.args.profiler}
@@ -265,6 +265,12 @@ class Bench:
                    env) as server:
             target = self.broker_target(server.url)
             async with session(self.args.concurrency) as http:
+
+                def login_op() -> Awaitable[float]:
+                    return login(http, target)
+
+                await self.warm(login_op)
+                await self.profiled(http, server, "login-to-code", login_op)
                 for alg in target.clients:
 
                     def op(alg: str = alg) -> Awaitable[float]:
@@ -274,16 +280,20 @@ class Bench:
                     warm = await self.warm(op)
                     await self.mint(http, target, alg,
                                     int(warm.rate * self.args.seconds * 1.3) + 64)
-                    async with http.post(server.url + "/_bench/profile/start") as resp:
-                        kind = await resp.text()
-                    await self.measure(f"broker redemption {alg} (profiled)", op, server)
-                    stop = "/_bench/profile/stop" + ("?all=1" if self.args.profile_all else "")
-                    async with http.post(server.url + stop) as resp:
-                        report = await resp.text()
-                    path = RESULTS / f"profile-redemption-{alg}.txt"
-                    path.write_text(report)
-                    log(f"{kind} report for {alg}: {path}")
-                    print(report[:self.args.profile_chars])
+                    await self.profiled(http, server, f"redemption-{alg}", op)
+
+    async def profiled(self, http: aiohttp.ClientSession, server: Server, name: str,
+                       op: Callable[[], Awaitable[float]]) -> None:
+        async with http.post(server.url + "/_bench/profile/start") as resp:
+            kind = await resp.text()
+        await self.measure(f"broker {name} (profiled)", op, server)
+        stop = "/_bench/profile/stop" + ("?all=1" if self.args.profile_all else "")
+        async with http.post(server.url + stop) as resp:
+            report = await resp.text()
+        path = RESULTS / f"profile-{name}.txt"
+        path.write_text(report)
+        log(f"{kind} report for {name}: {path}")
+        print(report[:self.args.profile_chars])
 
 
 # -- report ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ several deployments.
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
@@ -17,6 +18,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from .base import Record, StoreError
+from .pipelining import AutoPipeline
 
 
 def parse_sentinel_url(url: str) -> dict:
@@ -103,8 +105,9 @@ class RedisStore:
     def __init__(self, client: aioredis.Redis, prefix: str = "broker:") -> None:
         self._r = client
         self._p = prefix
-        # Runs on the server as one step (EVALSHA, loaded on first use).
-        self._take_and_put = client.register_script(TAKE_AND_PUT)
+        # Single commands share a pipeline with those of other requests in flight.
+        self._pipeline = AutoPipeline(client)
+        self._send = self._pipeline.execute
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "broker:", timeout: float = 2.0) -> RedisStore:
@@ -119,7 +122,7 @@ class RedisStore:
 
     async def put(self, key: str, value: Record, ttl: int) -> None:
         try:
-            await self._r.set(self._k(key), orjson.dumps(value), ex=ttl)
+            await self._send("SET", self._k(key), orjson.dumps(value), "EX", int(ttl))
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
@@ -127,23 +130,21 @@ class RedisStore:
         if not items:
             return
         try:
-            async with self._r.pipeline(transaction=False) as pipe:
-                for key, value, ttl in items:
-                    pipe.set(self._k(key), orjson.dumps(value), ex=ttl)
-                await pipe.execute()
+            await asyncio.gather(*(self._send("SET", self._k(key), orjson.dumps(value), "EX", int(ttl))
+                                   for key, value, ttl in items))
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
     async def put_new(self, key: str, value: Record, ttl: int) -> bool:
         try:
             data = orjson.dumps(value)
-            return bool(await self._r.set(self._k(key), data, ex=ttl, nx=True))
+            return bool(await self._send("SET", self._k(key), data, "EX", int(ttl), "NX"))
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
     async def get(self, key: str) -> Record | None:
         try:
-            return self._load(await self._r.get(self._k(key)))
+            return self._load(await self._send("GET", self._k(key)))
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
@@ -151,23 +152,25 @@ class RedisStore:
         if not keys:
             return []
         try:
-            return [self._load(v) for v in await self._r.mget([self._k(k) for k in keys])]
+            return [self._load(v) for v in await self._send("MGET", *(self._k(k) for k in keys))]
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
     async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> Record | None:
-        args: list[str | int] = []
+        args: list[str | bytes | int] = []
         for k, value, ttl in items:
             args.extend((self._k(k), orjson.dumps(value), int(ttl)))
         try:
-            raw = await self._take_and_put(keys=[self._k(key)], args=args)
+            # One step on the server. EVAL rather than EVALSHA: the script is short, Redis
+            # caches it by its hash, and a fresh master after a fail-over needs no reload.
+            raw = await self._send("EVAL", TAKE_AND_PUT, 1, self._k(key), *args)
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
         return self._load(raw)
 
     async def take(self, key: str) -> Record | None:
         try:
-            return self._load(await self._r.getdel(self._k(key)))
+            return self._load(await self._send("GETDEL", self._k(key)))
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
@@ -175,7 +178,7 @@ class RedisStore:
         if not keys:
             return
         try:
-            await self._r.delete(*(self._k(k) for k in keys))
+            await self._send("DEL", *(self._k(k) for k in keys))
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
@@ -190,7 +193,7 @@ class RedisStore:
 
     async def members(self, key: str) -> set[str]:
         try:
-            return {m.decode() for m in await self._r.smembers(self._k(key))}
+            return {m.decode() for m in await self._send("SMEMBERS", self._k(key))}
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
@@ -206,7 +209,7 @@ class RedisStore:
 
     async def ttl(self, key: str) -> int | None:
         try:
-            left = await self._r.ttl(self._k(key))
+            left = await self._send("TTL", self._k(key))
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
         return None if left < 0 else int(left)
@@ -218,4 +221,5 @@ class RedisStore:
             raise StoreError(str(exc)) from exc
 
     async def close(self) -> None:
+        await self._pipeline.aclose()
         await self._r.aclose()

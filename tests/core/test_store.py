@@ -4,8 +4,9 @@ import asyncio
 
 import pytest
 
-from broker.store import MemoryStore, open_store
+from broker.store import MemoryStore, StoreError, open_store
 from broker.store.redis import parse_sentinel_url
+from tests.support.redis import free_port, redis_server
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -57,3 +58,48 @@ async def test_take_and_put_is_atomic_and_once(store):
     assert len(written) == 1, "only the winner's records are written"
     assert await store.take_and_put("code", [("late", {}, 10)]) is None
     assert await store.get("late") is None
+
+
+async def test_concurrent_callers_each_get_their_own_answer(store):
+    """Commands of many requests in flight share round trips (Redis); none sees another's."""
+    await store.put_many([(f"k{i}", {"i": i}, 10) for i in range(100)])
+
+    async def one(i: int):
+        if i % 3 == 0:
+            return await store.get(f"k{i}")
+        if i % 3 == 1:
+            return (await store.get_many([f"k{i}", "missing"]))[0]
+        return await store.take(f"k{i}")
+
+    results = await asyncio.gather(*(one(i) for i in range(100)))
+    assert results == [{"i": i} for i in range(100)]
+    assert [await store.get(f"k{i}") for i in range(2, 100, 3)] == [None] * 33
+
+
+async def test_a_failing_command_fails_only_its_caller(redis):
+    store = open_store(redis, prefix=f"storetest-{id(redis)}:")
+    try:
+        await store.add_member("a-set", "x", 10)
+        await store.put("plain", {"ok": True}, 10)
+        bad, good = await asyncio.gather(store.get("a-set"), store.get("plain"),
+                                         return_exceptions=True)
+        assert isinstance(bad, StoreError) and "WRONGTYPE" in str(bad)
+        assert good == {"ok": True}
+    finally:
+        await store.close()
+
+
+async def test_redis_down_is_a_store_error_for_every_caller_and_recovers(tmp_path):
+    port = free_port()
+    with redis_server(port) as (url, proc):
+        store = open_store(url, prefix="down:", timeout=0.5)
+        await store.put("k", {"v": 1}, 60)
+        proc.terminate()
+        proc.wait(10)
+        results = await asyncio.wait_for(
+            asyncio.gather(*(store.get("k") for _ in range(10)), return_exceptions=True), 10)
+        assert all(isinstance(r, StoreError) for r in results), results
+    with redis_server(port) as (url, _):
+        await store.put("k", {"v": 2}, 60)  # pooled connections were dropped and reopened
+        assert await store.get("k") == {"v": 2}
+    await store.close()

@@ -1,0 +1,81 @@
+"""Automatic pipelining: the commands of one event-loop turn go to Redis together.
+
+Why: a single command through redis-py costs about 40 µs of CPU (pool checkout, timeouts,
+retry wrapper, packing) besides the round trip, and on one worker serving many requests
+that is a large share of a code redemption. Requests in flight at the same time issue
+their commands in the same turn of the loop; sent as one pipeline they cost a third as
+much each, and still travel over redis-py's connections (pooling, TLS, AUTH, Sentinel
+discovery and its retry). A request awaits each command before it sends the next, so its
+own commands keep their order; commands of different requests never depended on one
+another's order. Transactions (MULTI) do not go through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+
+
+class AutoPipeline:
+    """Queues commands and sends the queue as one non-transactional pipeline per loop turn."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def execute(self, *args: Any) -> asyncio.Future[Any]:
+        """Queue one command; the future has its parsed reply or its error."""
+        loop = asyncio.get_running_loop()
+        if not self._queue:
+            loop.call_soon(self._flush)
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append((args, future))
+        return future
+
+    def _flush(self) -> None:
+        batch, self._queue = self._queue, []
+        # A batch whose callers all gave up (cancelled) is not sent at all.
+        if any(not future.done() for _, future in batch):
+            task = asyncio.ensure_future(self._send(batch))
+            self._sending.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        try:
+            if len(batch) == 1:
+                replies = [await self._one(batch[0][0])]
+            else:
+                pipe = self._client.pipeline(transaction=False)
+                for args, _ in batch:
+                    pipe.execute_command(*args)
+                replies = await pipe.execute(raise_on_error=False)
+        except BaseException as exc:  # connection lost, timeout, cancelled at shutdown
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else
+                                         ConnectionError("the store connection was closed"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if future.done():
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    async def _one(self, args: tuple[Any, ...]) -> Any:
+        # Alone in its turn: a plain command is cheaper than a pipeline of one.
+        try:
+            return await self._client.execute_command(*args)
+        except aioredis.ResponseError as exc:
+            return exc
+
+    async def aclose(self) -> None:
+        """Wait for batches already on their way (their callers are still waiting)."""
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
