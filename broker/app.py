@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -180,6 +181,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await _shared_secret(broker)
+        # What start-up built lives as long as the process: leave it out of every later
+        # garbage collection, whose pauses otherwise show in the p99 of every request
+        # (measured in bench/: redemption p99 halved). Collect first: freeze nothing dead.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -8,7 +8,7 @@ reveals the cookie.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from .oidc.tokens import digest, new_id
@@ -37,7 +37,10 @@ class SsoSession:
     assignment: dict[str, Any] | None = None
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow: the fields already hold plain JSON values, and the store serialises
+        # (Redis) or copies (memory) at once; asdict's deep copy of the user's assignments
+        # was a fifth of a login's CPU.
+        return dict(vars(self))
 
 
 class Sessions:
@@ -66,13 +69,17 @@ class Sessions:
             return None
         return session
 
-    async def create(self, user: dict[str, Any], identity: dict[str, Any]) -> tuple[str, SsoSession]:
-        """A new session (a fresh cookie value at every real login: no fixation)."""
+    async def create(self, user: dict[str, Any], identity: dict[str, Any], *,
+                     clients: dict[str, dict[str, Any]] | None = None,
+                     assignment: dict[str, Any] | None = None) -> tuple[str, SsoSession]:
+        """A new session (a fresh cookie value at every real login: no fixation), written
+        with the client it is created for."""
         now = int(time.time())
         cookie = new_id(24)
         session = SsoSession(sid=new_id(16), user=user, identity=identity,
-                             auth_time=int(identity["auth_time"]), created=now, last_seen=now)
-        await self.save(cookie, session)
+                             auth_time=int(identity["auth_time"]), created=now, last_seen=now,
+                             clients=dict(clients or {}), assignment=assignment)
+        await self._write(cookie, session, now)  # a new sid cannot have been ended yet
         await self.store.add_member(f"sso-user:{user['id']}", session.sid, self.remember)
         return cookie, session
 
@@ -97,14 +104,16 @@ class Sessions:
         session that was logged out or revoked in another."""
         if await self.store.get(ended_key(session.sid)):
             return False
-        now = int(time.time())
+        await self._write(cookie, session, int(time.time()))
+        return True
+
+    async def _write(self, cookie: str, session: SsoSession, now: int) -> None:
         session.last_seen = now
         ttl = self._ttl(session, now)
         await self.store.put_many([
             ("sso:" + digest(cookie), session.to_record(), ttl),
             ("sso-sid:" + session.sid, {"key": digest(cookie), "user": session.user["id"]}, ttl),
         ])
-        return True
 
     async def end(self, sid: str) -> SsoSession | None:
         """End by public sid (logout, admin revoke, withdrawal). The ended-marker is written

@@ -325,16 +325,19 @@ class Flow:
             # everywhere (a shared workstation must not keep their RP sessions alive).
             replaced = await end_session(broker, session.sid, reason="replaced")
             session = None
+        use = {"assignment": txn.assignment["id"] if txn.assignment else None}
         if session is None:
-            new_cookie, session = await broker.sessions.create(txn.user, txn.identity)
+            new_cookie, session = await broker.sessions.create(
+                txn.user, txn.identity, clients={txn.client_id: {"since": int(time.time()), **use}},
+                assignment=txn.assignment)
+        else:
+            session.clients[txn.client_id] = {
+                "since": session.clients.get(txn.client_id, {}).get("since", int(time.time())), **use}
+            if len(txn.choices) > 1 or session.assignment is None:
+                session.assignment = txn.assignment  # what the person chose carries over
+            if not await broker.sessions.save(new_cookie or cookie or "", session):
+                return await self._restart(request, txn)  # ended meanwhile (logout elsewhere)
         cookie = new_cookie or cookie
-        session.clients[txn.client_id] = {
-            "since": session.clients.get(txn.client_id, {}).get("since", int(time.time())),
-            "assignment": txn.assignment["id"] if txn.assignment else None}
-        if len(txn.choices) > 1 or session.assignment is None:
-            session.assignment = txn.assignment  # what the person chose carries over
-        if not await broker.sessions.save(cookie or "", session):
-            return await self._restart(request, txn)  # ended meanwhile (logout elsewhere)
 
         scope = txn.params.get("scope", "")
         grant = {

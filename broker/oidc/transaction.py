@@ -7,7 +7,7 @@ to the browser that first opened it: every later step checks the browser binding
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..store import Store
@@ -36,7 +36,10 @@ class LoginTransaction:
         return set(self.params.get("prompt", "").split())
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow: the fields already hold plain JSON values, and the store serialises
+        # (Redis) or copies (memory) at once; asdict's deep copy of the user's assignments
+        # was a fifth of a login's CPU.
+        return dict(vars(self))
 
 
 class Transactions:

@@ -100,6 +100,22 @@ end
 return value
 """
 
+# The set's TTL is re-armed with every member (one step, so no set is ever left without one).
+ADD_MEMBER = """
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+"""
+
+# The first increment of a window arms its TTL; later ones leave it running.
+INCR = """
+local count = redis.call('INCR', KEYS[1])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1])) end
+return count
+"""
+
+# Scripts go as EVAL, not EVALSHA: they are short, Redis caches them by their hash, and a
+# fresh master after a fail-over needs no reload.
+
 
 class RedisStore:
     def __init__(self, client: aioredis.Redis, prefix: str = "broker:") -> None:
@@ -161,8 +177,7 @@ class RedisStore:
         for k, value, ttl in items:
             args.extend((self._k(k), orjson.dumps(value), int(ttl)))
         try:
-            # One step on the server. EVAL rather than EVALSHA: the script is short, Redis
-            # caches it by its hash, and a fresh master after a fail-over needs no reload.
+            # One step on the server: of concurrent redemptions exactly one takes the code.
             raw = await self._send("EVAL", TAKE_AND_PUT, 1, self._k(key), *args)
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
@@ -184,10 +199,7 @@ class RedisStore:
 
     async def add_member(self, key: str, member: str, ttl: int) -> None:
         try:
-            async with self._r.pipeline(transaction=True) as pipe:
-                pipe.sadd(self._k(key), member)
-                pipe.expire(self._k(key), ttl, gt=False)
-                await pipe.execute()
+            await self._send("EVAL", ADD_MEMBER, 1, self._k(key), member, int(ttl))
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
@@ -199,11 +211,7 @@ class RedisStore:
 
     async def incr(self, key: str, ttl: int) -> int:
         try:
-            async with self._r.pipeline(transaction=True) as pipe:
-                pipe.incr(self._k(key))
-                pipe.expire(self._k(key), ttl, nx=True)
-                count, _ = await pipe.execute()
-            return int(count)
+            return int(await self._send("EVAL", INCR, 1, self._k(key), int(ttl)))
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
 
