@@ -30,7 +30,7 @@ from .config import ConfigError, Settings
 from .connectors import Connector
 from .context import Broker
 from .keys import KeyError_, KeyRing
-from .logs import RequestContext
+from .logs import RequestContext, current_request_id
 from .metrics import Metrics, TimedSource
 from .oidc.authorize import AuthorizeEndpoint
 from .oidc.clients import ClientRegistry
@@ -48,6 +48,7 @@ from .security import (
     SecurityHeaders,
     TrustedProxies,
     content_security_policy,
+    hygiene_headers,
 )
 from .session import Sessions
 from .store import Store, StoreError, open_store
@@ -173,10 +174,11 @@ def create_app(
     if settings.connectors.siths is not None and settings.connectors.siths.login_url:
         # The chooser's POST redirects to the SITHS host; Chromium checks form-action there too.
         form_targets.append(settings.connectors.siths.login_url)
+    csp = content_security_policy(form_targets)
     middleware = [Middleware(ForwardedHeaders, proxies=broker.proxies),
                   Middleware(RequestContext, proxies=broker.proxies),
-                  Middleware(SecurityHeaders, csp=content_security_policy(form_targets),
-                             hsts=settings.secure_cookies, max_body=settings.http.max_body_bytes)]
+                  Middleware(SecurityHeaders, csp=csp, hsts=settings.secure_cookies,
+                             max_body=settings.http.max_body_bytes)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -198,7 +200,8 @@ def create_app(
             metrics.close()
 
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                    exception_handlers=_error_handlers(broker))
+                    exception_handlers=_error_handlers(
+                        broker, hygiene_headers(csp, settings.secure_cookies)))
     app.state.broker = broker
     return app
 
@@ -245,7 +248,7 @@ def _readyz(broker: Broker) -> Callable[[Request], Any]:
 _API_PATHS = ("/token", "/userinfo", "/revoke", "/introspect", "/jwks", "/.well-known")
 
 
-def _error_handlers(broker: Broker) -> dict[Any, Callable]:
+def _error_handlers(broker: Broker, hygiene: list[tuple[bytes, bytes]]) -> dict[Any, Callable]:
     pages = broker.pages
 
     async def flow_error(request: Request, exc: FlowError) -> Response:
@@ -272,7 +275,15 @@ def _error_handlers(broker: Broker) -> dict[Any, Callable]:
     async def unexpected(request: Request, exc: Exception) -> Response:
         broker.metrics.error("unhandled")
         log.exception("unhandled error on %s", request.url.path)
-        return pages.error(request, "error_generic", status_code=500)
+        response = pages.error(request, "error_generic", status_code=500)
+        # Starlette answers this outside every middleware: add what they would have.
+        for name, value in hygiene:
+            response.headers[name.decode()] = value.decode()
+        response.headers["Cache-Control"] = "no-store"
+        request_id = current_request_id()
+        if request_id:
+            response.headers["X-Request-ID"] = request_id
+        return response
 
     return {FlowError: flow_error, HTTPException: http_error, StoreError: store_error,
             Exception: unexpected}

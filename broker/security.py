@@ -39,22 +39,28 @@ def content_security_policy(form_targets: Iterable[str]) -> str:
     )
 
 
+def hygiene_headers(csp: str, hsts: bool) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries (SecurityHeaders adds them, and the handler of
+    unexpected errors, which Starlette runs outside every middleware)."""
+    headers = [
+        (b"content-security-policy", csp.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
+    if hsts:
+        headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+    return headers
+
+
 class SecurityHeaders:
     """Pure ASGI (no BaseHTTPMiddleware overhead on the token endpoint's hot path)."""
 
     def __init__(self, app: ASGIApp, *, csp: str, hsts: bool, max_body: int) -> None:
         self.app = app
         self.max_body = max_body
-        headers = [
-            (b"content-security-policy", csp.encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"x-frame-options", b"DENY"),
-            (b"cross-origin-opener-policy", b"same-origin"),
-        ]
-        if hsts:
-            headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
-        self.headers = headers
+        self.headers = hygiene_headers(csp, hsts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
