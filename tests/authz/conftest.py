@@ -10,8 +10,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,6 +21,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.support.server import running
 
 # --- PostgreSQL ---------------------------------------------------------------------------
 
@@ -150,18 +150,9 @@ def http_service_session() -> Iterator[Service]:
     port = free_port()
     config = uvicorn.Config(_service_app(service), host="127.0.0.1", port=port,
                             log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the test HTTP service did not start")
-        time.sleep(0.02)
-    service.url = f"http://127.0.0.1:{port}/authz"
-    yield service
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running(config):
+        service.url = f"http://127.0.0.1:{port}/authz"
+        yield service
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ import datetime as dt
 import ipaddress
 import socket
 import ssl
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from broker.simulators.bankid import create_simulator_app
 from broker.simulators.bankid_settings import BankIDSimulatorSettings
+from tests.support.server import running
 
 P12_PASSWORD = "qwerty123"
 KEY_PASSWORD = "hemligt-nyckel"
@@ -197,18 +196,9 @@ def tls_server(pki: Pki) -> Iterator[TLSServer]:
         ssl_certfile=str(pki.server_cert), ssl_keyfile=str(pki.server_key),
         ssl_ca_certs=str(pki.ca), ssl_cert_reqs=ssl.CERT_REQUIRED,
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the simulator did not start")
-        time.sleep(0.02)
-    base = f"https://127.0.0.1:{port}"
-    yield TLSServer(base_url=f"{base}/rp/v6.0/", control_url=base, app=app, clock=clock)
-    server.should_exit = True
-    thread.join(timeout=5)
+    with running(config):
+        base = f"https://127.0.0.1:{port}"
+        yield TLSServer(base_url=f"{base}/rp/v6.0/", control_url=base, app=app, clock=clock)
 
 
 @pytest.fixture

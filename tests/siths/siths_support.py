@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from typing import Any
 import uvicorn
 
 from broker.connectors.siths import SithsSettings
+from tests.support.server import running
 
 
 class Clock:
@@ -37,19 +37,10 @@ def free_socket() -> socket.socket:
 @contextmanager
 def serve(config: uvicorn.Config, sock: socket.socket) -> Iterator[uvicorn.Server]:
     """Run uvicorn in a thread on an already bound socket until the block ends."""
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
     try:
-        yield server
+        with running(config, [sock]) as server:
+            yield server
     finally:
-        server.should_exit = True
-        thread.join(10)
         sock.close()
 
 

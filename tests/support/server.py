@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
+import socket
 import threading
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
@@ -12,18 +14,29 @@ from .redis import free_port, wait_for_port
 
 
 @contextmanager
-def serve(app, port: int | None = None):
-    port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")
+def running(config: uvicorn.Config, sockets: list[socket.socket] | None = None) -> Iterator[uvicorn.Server]:
+    """Run uvicorn in a daemon thread until the block ends (on `sockets` when given)."""
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
-    wait_for_port(port)
+    deadline = time.monotonic() + 10
     while not server.started:
-        threading.Event().wait(0.02)
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextmanager
+def serve(app, port: int | None = None) -> Iterator[str]:
+    """A broker app on a free port, with its lifespan; yields its base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on")
+    with running(config):
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
