@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from .authz import AuthorizationSource, AuthorizationSourceError
 from .config import ConfigError, Settings
 from .connectors import Connector
 from .context import Broker
+from .grants import GrantStore, TokenMinter
 from .keys import KeyError_, KeyRing
 from .logs import RequestContext, current_request_id
 from .metrics import Metrics, TimedSource
@@ -71,6 +72,13 @@ def signed_lifetime(settings: Settings) -> int:
     return max(lifetimes) + 60
 
 
+def longest_family(settings: Settings) -> int:
+    """The longest a refresh family can live: how long revocations and ended sessions
+    must be remembered."""
+    return max([settings.tokens.refresh_token_ttl]
+               + [c.refresh_token_ttl or 0 for c in settings.clients])
+
+
 def open_keyring(settings: Settings) -> KeyRing:
     directory = settings.path(settings.keys.dir)
     keyring = KeyRing(directory, retention=signed_lifetime(settings))
@@ -82,10 +90,10 @@ def open_keyring(settings: Settings) -> KeyRing:
     if missing:
         if not settings.keys.generate:
             raise ConfigError(
-                f"{settings.source}: keys.dir: no active {', '.join(missing)} signing key in "
+                f"{settings.source}: keys.dir: missing {', '.join(missing)} in "
                 f"{directory}; run `broker keys generate --config {settings.source}`")
         made = keyring.generate_missing()
-        log.warning("generated %d signing keys in %s (keys.generate is on: development only)",
+        log.warning("generated %d keys in %s (keys.generate is on: development only)",
                     len(made), directory)
     return keyring
 
@@ -123,6 +131,7 @@ def create_app(
     source: AuthorizationSource | None = None,
     connectors: dict[str, ConnectorFactory] | None = None,
     extra_routes: list[BaseRoute] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
     metrics = Metrics()
     store = InstrumentedStore(
@@ -134,15 +143,20 @@ def create_app(
                              transport=metrics.transport("relying_party"))
     clients = ClientRegistry(settings.clients, http)
     signer = Signer(keyring, settings.issuer)
+    minter = TokenMinter(keyring.derived_keys("grant tokens"))
+    remember = longest_family(settings)
     broker = Broker(
         settings=settings,
         store=store,
         keyring=keyring,
         signer=signer,
         clients=clients,
-        provider=Provider(settings, clients, signer),
+        provider=Provider(settings, clients, signer, minter),
+        grants=GrantStore(store, minter, clock, remember,
+                          lambda token: signer.verify(token, check_exp=False)),
         transactions=Transactions(store, settings.login.transaction_ttl),
-        sessions=Sessions(store, settings.session.idle_timeout, settings.session.absolute_timeout),
+        sessions=Sessions(store, settings.session.idle_timeout, settings.session.absolute_timeout,
+                          remember=remember, clock=clock),
         pages=Pages(),
         cookies=Cookies(settings.secure_cookies),
         proxies=TrustedProxies(settings.http.trusted_proxies),
@@ -150,6 +164,11 @@ def create_app(
         audit=AuditLog(settings.audit.target),
         http=http,
         metrics=metrics,
+        clock=clock,
+        # From the keys directory, like every secret replicas share: a value kept in the
+        # store would be made anew when Redis loses its data, and pages served by one
+        # replica would then fail their CSRF check on another.
+        csrf_secret=keyring.derived_keys("csrf")[0],
     )
     flow = Flow(broker)
     factories = default_connectors(settings) if connectors is None else connectors
@@ -182,7 +201,6 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await _shared_secret(broker)
         # What start-up built lives as long as the process: leave it out of every later
         # garbage collection, whose pauses otherwise show in the p99 of every request
         # (measured in bench/: redemption p99 halved). Collect first: freeze nothing dead.
@@ -204,13 +222,6 @@ def create_app(
                         broker, hygiene_headers(csp, settings.secure_cookies)))
     app.state.broker = broker
     return app
-
-
-async def _shared_secret(broker: Broker) -> None:
-    """One CSRF secret for every replica, kept in the store."""
-    await broker.store.put_new("secret:csrf", {"value": secrets.token_hex(32)}, 365 * 86400)
-    record = await broker.store.get("secret:csrf")
-    broker.csrf_secret = bytes.fromhex(record["value"]) if record else secrets.token_bytes(32)
 
 
 async def _healthz(request: Request) -> Response:

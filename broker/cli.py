@@ -73,12 +73,15 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if args.keys_command == "generate":
         made = ring.generate_missing()
         for key in made:
-            print(f"generated {key.alg} key {key.kid} ({key.state})")
+            print(f"generated {key}" if isinstance(key, str)
+                  else f"generated {key.alg} key {key.kid} ({key.state})")
         if not made:
-            print("every algorithm already has an active and a next key")
+            print("every algorithm already has an active and a next key, and the secret exists")
     elif args.keys_command == "rotate":
         for line in ring.rotate():
             print(line)
+    elif args.keys_command == "rotate-secret":
+        print(ring.rotate_secret())
     else:
         for key in ring.keys:
             retired = f" retired_at={key.retired_at}" if key.retired_at else ""
@@ -104,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True)
     p.set_defaults(func=cmd_check_config)
 
-    p = sub.add_parser("keys", help="signing keys: generate, rotate, list")
-    p.add_argument("keys_command", choices=["generate", "rotate", "list"])
+    p = sub.add_parser("keys", help="signing keys and the shared secret: generate, rotate, "
+                                    "rotate-secret, list")
+    p.add_argument("keys_command", choices=["generate", "rotate", "rotate-secret", "list"])
     p.add_argument("--config", required=True)
     p.set_defaults(func=cmd_keys)
 

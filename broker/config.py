@@ -97,9 +97,12 @@ class TokenSettings(_Model):
     id_token_ttl: int = Field(300, ge=30, le=300)
     access_token_ttl: int = Field(600, ge=30, le=86400)
     refresh_token_ttl: int = Field(8 * 3600, ge=60, le=30 * 86400)
-    # A spent refresh token presented again within this window (concurrent tabs) gets
-    # the tokens of the rotation that spent it, instead of revoking the family.
+    # A spent refresh token presented again within this window (a second tab, a retry
+    # after a lost response) gets the very response of the rotation that spent it;
+    # later, it revokes the whole family (RFC 9700 4.14.2).
     refresh_grace: int = Field(10, ge=0, le=120)
+    # private_key_jwt: the longest an assertion may live (exp after iat, or after now).
+    client_assertion_max_lifetime: int = Field(300, ge=30, le=3600)
 
 
 class LoginSettings(_Model):
@@ -155,6 +158,9 @@ class ClientSettings(_Model):
     id_token_ttl: int | None = Field(None, ge=30, le=300)
     access_token_ttl: int | None = Field(None, ge=30, le=86400)
     refresh_token_ttl: int | None = Field(None, ge=60, le=30 * 86400)
+    # Refresh tokens at all. They rotate at every use and end with the SSO session, so
+    # `offline_access` is not offered.
+    refresh_tokens: bool = True
     # Claim mapping: rename (`to`), flatten, or drop (`null`) claims for this client.
     claims: dict[str, str | None] = Field(default_factory=dict)
     # Structured claims (the `assignments` list) as flat strings, for RPs that need them.
@@ -190,6 +196,9 @@ class ClientSettings(_Model):
     def _openid(cls, v: list[str]) -> list[str]:
         if "openid" not in v:
             raise ValueError("must include 'openid'")
+        if "offline_access" in v:
+            raise ValueError("offline_access is not offered: refresh tokens end with the SSO "
+                             "session (turn them on or off with refresh_tokens)")
         return v
 
     @model_validator(mode="after")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -12,6 +14,7 @@ if TYPE_CHECKING:
     from .authz import AuthorizationSource
     from .config import Settings
     from .connectors import Connector
+    from .grants import GrantStore
     from .keys import KeyRing
     from .metrics import Metrics
     from .oidc.clients import ClientRegistry
@@ -32,6 +35,7 @@ class Broker:
     signer: Signer
     clients: ClientRegistry
     provider: Provider
+    grants: GrantStore
     transactions: Transactions
     sessions: Sessions
     pages: Pages
@@ -41,9 +45,11 @@ class Broker:
     audit: AuditLog
     http: httpx.AsyncClient
     connectors: dict[str, Connector] = field(default_factory=dict)
-    csrf_secret: bytes = b""
+    csrf_secret: bytes = b""  # derived from the keys directory's shared secret
     # One registry per app; every recording goes through it (see metrics.py).
     metrics: Metrics = field(default_factory=lambda: _new_metrics())
+    # Time as the grants and sessions see it (tests move it on instead of sleeping).
+    clock: Callable[[], float] = time.time
     # ASGI apps a connector brings along (e.g. the embedded BankID simulator), by path.
     extra_mounts: dict[str, object] = field(default_factory=dict)
 

@@ -8,21 +8,33 @@ Key lifecycle, so that relying parties that cache the JWKS never meet an unknown
 
 `broker keys rotate` promotes the pre-published `next` key and publishes a fresh `next`.
 Each key is one private JWK in `<kid>.json` (mode 0600) with its state alongside.
+
+The directory also holds the *shared secret* (`secret.key`, mode 0600): the symmetric key
+material every replica must share and that Redis must never hold, from which purpose keys
+are derived (HKDF): the MACs of refresh and access tokens, for now. One base64url value
+per line; the first signs, every line verifies, so a new secret can be put in front of the
+old one and the old line removed once everything it signed has expired.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
 ALGORITHMS = ("RS256", "ES256")
 _META = ("state", "created", "retired_at")
+SECRET_FILE = "secret.key"
+SECRET_BYTES = 32
 
 
 class KeyError_(Exception):
@@ -64,12 +76,34 @@ def generate_key(alg: str, state: str = "active", now: int | None = None) -> Sig
     return SigningKey(alg=alg, key=key, state=state, created=int(now or time.time()))
 
 
-def _write_private(path: Path, data: dict[str, Any]) -> None:
+def _write_private(path: Path, data: dict[str, Any] | str) -> None:
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1)
+        if isinstance(data, str):
+            fh.write(data)
+        else:
+            json.dump(data, fh, indent=1)
     os.replace(tmp, path)
+
+
+def _read_secrets(path: Path) -> list[bytes]:
+    """The shared secrets, newest first; [] when the file does not exist."""
+    if not path.exists():
+        return []
+    try:
+        lines = [ln.strip() for ln in path.read_text(encoding="ascii").splitlines()]
+        values = [base64.urlsafe_b64decode(ln + "=" * (-len(ln) % 4)) for ln in lines if ln]
+    except (OSError, ValueError) as exc:
+        raise KeyError_(f"{path}: unusable shared secret ({exc})") from None
+    if not values or any(len(v) < SECRET_BYTES for v in values):
+        raise KeyError_(f"{path}: each line must be a base64url value of at least "
+                        f"{SECRET_BYTES} bytes")
+    return values
+
+
+def _encode_secret(value: bytes) -> str:
+    return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
 
 
 class KeyRing:
@@ -80,6 +114,7 @@ class KeyRing:
         self.directory = directory
         self.retention = retention  # longest lifetime of anything we sign
         self.keys: list[SigningKey] = []
+        self.secrets: list[bytes] = []
         self._stamp: tuple[float, int] | None = None
         self._checked = 0.0
         self._jwks_cache: tuple[int, bytes] | None = None
@@ -87,6 +122,7 @@ class KeyRing:
     # -- loading ----------------------------------------------------------------------
     def _fingerprint(self) -> tuple[float, int]:
         files = list(self.directory.glob("*.json")) if self.directory.is_dir() else []
+        files += [p for p in (self.directory / SECRET_FILE,) if p.exists()]
         return (max((f.stat().st_mtime for f in files), default=0.0), len(files))
 
     def load(self) -> None:
@@ -117,6 +153,7 @@ class KeyRing:
                     )
                 )
         self.keys = keys
+        self.secrets = _read_secrets(self.directory / SECRET_FILE)
         self._stamp = self._fingerprint()
         self._jwks_cache = None
 
@@ -164,13 +201,24 @@ class KeyRing:
         """Our own published keys, to check our own tokens (id_token_hint, JWT tokens)."""
         return KeySet([k.key for k in self.published()])
 
+    def derived_keys(self, purpose: str) -> list[bytes]:
+        """Keys for one purpose (e.g. "grant tokens"), one per shared secret, the signing
+        one first. Derived, so a key for one purpose says nothing about another."""
+        return [HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                     info=f"broker {purpose}".encode()).derive(s) for s in self.secrets]
+
     def missing(self) -> list[str]:
+        """What the broker cannot run without: an active key per algorithm, the secret."""
         have = {k.alg for k in self.keys if k.state == "active"}
-        return [a for a in ALGORITHMS if a not in have]
+        out = [a for a in ALGORITHMS if a not in have]
+        if not self.secrets:
+            out.append("shared secret")
+        return out
 
     # -- operations (CLI) -------------------------------------------------------------
-    def generate_missing(self) -> list[SigningKey]:
-        """An active and a pre-published next key for every algorithm that lacks them."""
+    def generate_missing(self) -> list[SigningKey | str]:
+        """An active and a pre-published next key for every algorithm that lacks them,
+        and the shared secret when there is none."""
         self.load()
         made = []
         for alg in ALGORITHMS:
@@ -180,8 +228,24 @@ class KeyRing:
                     key = generate_key(alg, state)
                     self.save(key)
                     made.append(key)
+        if not (self.directory / SECRET_FILE).exists():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            _write_private(self.directory / SECRET_FILE,
+                           _encode_secret(secrets.token_bytes(SECRET_BYTES)) + "\n")
+            made.append(SECRET_FILE)
         self.load()
         return made
+
+    def rotate_secret(self) -> str:
+        """Put a new shared secret in front: it signs from now on; the old ones still
+        verify until their line is removed (after `tokens.refresh_token_ttl`)."""
+        self.load()
+        lines = [_encode_secret(secrets.token_bytes(SECRET_BYTES))]
+        lines += [_encode_secret(v) for v in self.secrets]
+        _write_private(self.directory / SECRET_FILE, "\n".join(lines) + "\n")
+        self.load()
+        return (f"{SECRET_FILE}: a new secret signs now; {len(lines) - 1} older one(s) still "
+                "verify; remove the last line once refresh_token_ttl has passed")
 
     def rotate(self, algs: tuple[str, ...] = ALGORITHMS, now: int | None = None) -> list[str]:
         """Promote each `next` key, retire the active one, publish a fresh `next`,

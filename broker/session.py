@@ -7,17 +7,29 @@ reveals the cookie.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .oidc.tokens import digest, new_id
+from .ids import digest, new_id
 from .store import Store
 
 SSO_COOKIE = "broker_sso"
 # How long the broker remembers that a session ended (refresh tokens issued under it check
 # this) and which sessions a user had (admin revoke): the longest a refresh token may live.
 REMEMBER = 30 * 86400
+
+
+def user_key(user_id: str) -> str:
+    """The index of a user's live sessions."""
+    return "sso-user:" + user_id
+
+
+def user_revoked_key(user_id: str) -> str:
+    """The marker that stops every grant the user had before it was written."""
+    return "user-revoked:" + user_id
 
 
 def ended_key(sid: str) -> str:
@@ -45,14 +57,21 @@ class SsoSession:
 
 class Sessions:
     """Server-side SSO sessions: `sso:<hash of cookie>` holds the session, `sso-sid:<sid>`
-    finds it by its public id, `sso-user:<user>` lists a user's sids for admin revoke.
-    Both timeouts are enforced here and by the record's TTL (idle, capped by absolute)."""
+    finds it by its public id, `sso-user:<user>` indexes a user's live sids for admin
+    revoke (each entry expires with its session, so the index never grows past the
+    sessions a user really has). Both timeouts are enforced here and by the record's TTL
+    (idle, capped by absolute)."""
 
-    def __init__(self, store: Store, idle: int, absolute: int, remember: int = REMEMBER) -> None:
+    def __init__(self, store: Store, idle: int, absolute: int, remember: int = REMEMBER,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.idle = idle
         self.absolute = absolute
         self.remember = max(remember, absolute)
+        self.clock = clock
+
+    def _now(self) -> int:
+        return int(self.clock())
 
     def _ttl(self, session: SsoSession, now: int) -> int:
         return max(1, min(self.idle, session.created + self.absolute - now))
@@ -64,7 +83,7 @@ class Sessions:
         if not record:
             return None
         session = SsoSession(**record)
-        now = int(time.time())
+        now = self._now()
         if now - session.last_seen > self.idle or now - session.created > self.absolute:
             return None
         return session
@@ -74,13 +93,12 @@ class Sessions:
                      assignment: dict[str, Any] | None = None) -> tuple[str, SsoSession]:
         """A new session (a fresh cookie value at every real login: no fixation), written
         with the client it is created for."""
-        now = int(time.time())
+        now = self._now()
         cookie = new_id(24)
         session = SsoSession(sid=new_id(16), user=user, identity=identity,
                              auth_time=int(identity["auth_time"]), created=now, last_seen=now,
                              clients=dict(clients or {}), assignment=assignment)
         await self._write(cookie, session, now)  # a new sid cannot have been ended yet
-        await self.store.add_member(f"sso-user:{user['id']}", session.sid, self.remember)
         return cookie, session
 
     async def reauthenticate(self, old_cookie: str, session: SsoSession, user: dict[str, Any],
@@ -104,28 +122,38 @@ class Sessions:
         session that was logged out or revoked in another."""
         if await self.store.get(ended_key(session.sid)):
             return False
-        await self._write(cookie, session, int(time.time()))
+        await self._write(cookie, session, self._now())
         return True
 
     async def _write(self, cookie: str, session: SsoSession, now: int) -> None:
         session.last_seen = now
         ttl = self._ttl(session, now)
-        await self.store.put_many([
-            ("sso:" + digest(cookie), session.to_record(), ttl),
-            ("sso-sid:" + session.sid, {"key": digest(cookie), "user": session.user["id"]}, ttl),
-        ])
+        await asyncio.gather(
+            self.store.put_many([
+                ("sso:" + digest(cookie), session.to_record(), ttl),
+                ("sso-sid:" + session.sid, {"key": digest(cookie), "user": session.user["id"]},
+                 ttl),
+            ]),
+            self.store.index_add(user_key(session.user["id"]), session.sid, now + ttl, now))
 
     async def end(self, sid: str) -> SsoSession | None:
         """End by public sid (logout, admin revoke, withdrawal). The ended-marker is written
         first, so refresh tokens of the session stop and a concurrent `save` cannot revive
         it, even when the session itself had already expired. Returns what was ended, or
         None when nothing was live (no one to tell over the back-channel)."""
-        await self.store.put(ended_key(sid), {"at": int(time.time())}, self.remember)
+        await self.store.put(ended_key(sid), {"at": self._now()}, self.remember)
         ref = await self.store.take("sso-sid:" + sid)
         if not ref:
             return None
+        await self.store.index_remove(user_key(ref["user"]), sid)
         record = await self.store.take("sso:" + ref["key"])
         return SsoSession(**record) if record else None
+
+    async def revoke_user(self, user_id: str) -> None:
+        """Stop every grant of the user issued until now, also those of sessions that
+        have already expired (their refresh tokens outlive an idle session); new logins
+        are not affected."""
+        await self.store.put(user_revoked_key(user_id), {"at": self._now()}, self.remember)
 
     async def get(self, sid: str) -> SsoSession | None:
         """A live session by its public sid (admin listing), without touching it."""
@@ -136,8 +164,8 @@ class Sessions:
         return SsoSession(**record) if record else None
 
     async def sids_of_user(self, user_id: str) -> set[str]:
-        """Every sid the user had within `remember` (live, expired or ended)."""
-        return await self.store.members(f"sso-user:{user_id}")
+        """The sids of the user's live sessions."""
+        return await self.store.index_members(user_key(user_id), self._now())
 
     async def of_user(self, user_id: str) -> list[SsoSession]:
         """The user's live sessions, oldest first."""

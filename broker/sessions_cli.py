@@ -102,7 +102,8 @@ async def _revoke(ctx: AdminContext, args: argparse.Namespace) -> int:
     if args.sid:
         sids = [args.sid]
     else:
-        # Every sid the user had (also expired ones): their refresh tokens stop too.
+        # Every grant the user had stops, also those of sessions that already expired.
+        await ctx.sessions.revoke_user(args.user)
         sids = sorted(await ctx.sessions.sids_of_user(args.user))
     ended = 0
     for sid in sids:

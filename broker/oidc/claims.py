@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..identifiers import is_coordination_number
-from .tokens import b64
+from ..ids import b64
 
 OIDC_SE = "https://id.oidc.se/claim/"
 PIN = OIDC_SE + "personalIdentityNumber"

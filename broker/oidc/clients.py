@@ -65,7 +65,9 @@ class Client(ClientMixin):
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type in ("authorization_code", "refresh_token")
+        if grant_type == "refresh_token":
+            return self.settings.refresh_tokens
+        return grant_type == "authorization_code"
 
     # -- keys -----------------------------------------------------------------------------
     @property

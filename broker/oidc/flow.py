@@ -26,14 +26,14 @@ from starlette.routing import Route
 from ..authz import Assignment, AuthorizationSourceError
 from ..connectors import Identity, LoginFailure
 from ..context import Broker
+from ..grants import Grant, TokenMinter
 from ..identifiers import mask_personal_number
 from ..security import BROWSER_COOKIE, browser_digest, browser_id
 from ..session import SSO_COOKIE
 from .claims import parse_claims_request, release, subject_for, unmet_essential
 from .logout import backchannel_task, end_session
 from .responses import error_to_client, location_params, to_client
-from .server import BrokerRequest, GrantUser
-from .tokens import new_id
+from .server import BrokerRequest, GrantUser, TokenExchange
 from .transaction import LoginTransaction
 
 log = logging.getLogger(__name__)
@@ -340,30 +340,32 @@ class Flow:
         cookie = new_cookie or cookie
 
         scope = txn.params.get("scope", "")
-        grant = {
-            "client_id": txn.client_id,
-            "sub": subject_for(txn.user["id"], client.settings, broker.settings.pairwise_salt),
-            "user": txn.user,
-            "identity": {k: v for k, v in txn.identity.items() if k != "evidence"},
-            "assignment": txn.assignment,
-            "assignments": txn.choices if "assignments" in scope.split() else None,
-            "auth_time": session.auth_time,
-            "acr": txn.identity.get("acr"),
-            "amr": txn.identity.get("amr"),
-            "sid": session.sid,
-            "claims_request": parse_claims_request(txn.params.get("claims")),
-            "scope": scope,
-        }
+        grant = Grant(
+            client_id=txn.client_id,
+            sub=subject_for(txn.user["id"], client.settings, broker.settings.pairwise_salt),
+            user=txn.user,
+            identity={k: v for k, v in txn.identity.items() if k != "evidence"},
+            assignment=txn.assignment,
+            assignments=txn.choices if "assignments" in scope.split() else None,
+            auth_time=session.auth_time,
+            acr=txn.identity.get("acr"),
+            amr=txn.identity.get("amr"),
+            sid=session.sid,
+            claims_request=parse_claims_request(txn.params.get("claims")),
+            scope=scope,
+        )
         oauth_req = BrokerRequest("GET", broker.issuer + "/authorize",
-                                  ImmutableMultiDict(txn.params), {})
+                                  ImmutableMultiDict(txn.params), {},
+                                  TokenExchange(now=broker.grants.now()))
         try:
             auth_grant = broker.provider.get_authorization_grant(oauth_req)
             redirect_uri = auth_grant.validate_authorization_request()
             _, _, headers = auth_grant.create_authorization_response(
-                redirect_uri, GrantUser(grant=grant, family=new_id()))
+                redirect_uri, GrantUser(grant=grant, family=TokenMinter.new_family()))
         except OAuth2Error as exc:
             return self._error(request, txn, exc.error, exc.description)
-        await broker.store.put_many(oauth_req.work.writes)
+        code, pending = oauth_req.exchange.issued_code  # type: ignore[misc]
+        await broker.grants.save_code(code, pending)
         await broker.transactions.end(txn)
         broker.metrics.active_logins.ended(txn.id)
         broker.metrics.login(txn.identity.get("method"), "sso" if txn.from_session else "success")

@@ -19,11 +19,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..context import Broker
+from ..ids import new_id
 from ..security import BROWSER_COOKIE, browser_id, csrf_ok, csrf_token
 from ..session import SSO_COOKIE, Sessions, SsoSession
 from .claims import subject_for
 from .responses import add_query
-from .tokens import new_id
 
 if TYPE_CHECKING:
     from ..audit import AuditLog

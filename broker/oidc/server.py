@@ -1,44 +1,51 @@
-"""Authlib's authorization server, wired to our store, keys and claims.
+"""Authlib's authorization server, bridged to the grants module.
 
-Authlib validates (clients, grants, PKCE, redirect URIs, assertions, request objects) and
-calls synchronous hooks; the store is async. The bridge is a unit of work per request:
-the endpoint reads what the hooks will need first (`Work.prefetched`), Authlib runs
-synchronously and its hooks record what must change (`Work.writes`, `Work.take`,
-`Work.revoke`), then the endpoint commits: the code is taken atomically (of concurrent
-redemptions exactly one commits; the other gets `invalid_grant`), then records are
-written in one round trip. A request that Authlib rejects changes nothing, except that a
-detected replay revokes the family it belongs to.
+Authlib validates (client authentication, grants, PKCE, redirect URIs, assertions, request
+objects) and calls synchronous hooks; the store is async. So a token request is an
+*exchange* (`TokenExchange`, typed): the endpoint first reads what the hooks will need
+(the code, the refresh token's family, the client's keys), Authlib runs synchronously on
+it and its hooks record the one change the request asks for (`exchange.change`: redeem,
+rotate, revoke), and the endpoint then makes that change as one atomic store operation
+(broker/grants/store.py). A request that Authlib refuses changes nothing, except that a
+replayed code or a reused refresh token revokes what it belongs to.
+
+Tokens of one generation are made again identically when asked (grants/tokens.py), and
+every time in them is the generation's issue time, so a retry inside the grace window
+gets the same response the first rotation produced.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Payload, OAuth2Request, grants
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDJWTAuthenticationRequest
 from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
+from joserfc import jws
 from starlette.datastructures import FormData, ImmutableMultiDict
 
 from ..config import Settings
+from ..grants import (
+    AccessToken,
+    CodeLookup,
+    Family,
+    FamilyState,
+    Grant,
+    PendingCode,
+    RefreshLookup,
+    TokenMinter,
+    TokenRef,
+)
 from .claims import apply_mapping, release
 from .clients import Client, ClientRegistry
-from .tokens import (
-    Signer,
-    access_key,
-    code_key,
-    family_key,
-    new_id,
-    new_token,
-    refresh_key,
-    used_code_key,
-)
+from .tokens import Signer
 
 
 # -- requests -----------------------------------------------------------------------------
@@ -59,30 +66,88 @@ class _Payload(OAuth2Payload):
         return out
 
 
+@dataclass(slots=True)
+class ClientAssertion:
+    """A verified private_key_jwt assertion; its `jti` is spent when the exchange commits."""
+
+    client_id: str
+    jti: str
+    expires: int
+
+
+@dataclass(slots=True)
+class Redeem:
+    code: str
+    family: Family
+    state: FamilyState
+    access: AccessToken
+
+
+@dataclass(slots=True)
+class Rotate:
+    lookup: RefreshLookup
+    state: FamilyState
+    access: AccessToken
+
+
+@dataclass(slots=True)
+class Revoke:
+    family: str
+    reason: str
+    expires: int | None = None
+
+
+@dataclass(slots=True)
+class RevokeAccess:
+    ref: TokenRef
+
+
+Change = Redeem | Rotate | Revoke | RevokeAccess
+
+
+@dataclass(slots=True)
+class ManagedToken:
+    """A token named at /revoke or /introspect, when it is one of ours."""
+
+    kind: str  # "access_token" | "refresh_token"
+    ref: TokenRef
+    client_id: str
+    active: dict[str, Any] | None  # what introspection tells about it; None when not active
+
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.client_id
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+
 @dataclass
-class Work:
-    """What one request read before Authlib ran, and what it wants changed."""
+class TokenExchange:
+    """What one request read before Authlib ran, and the change it asks for."""
 
-    prefetched: dict[str, Any] = field(default_factory=dict)
-    writes: list[tuple[str, dict[str, Any], int]] = field(default_factory=list)
-    take: str | None = None
-    revoke: list[str] = field(default_factory=list)
-    jti: tuple[str, int] | None = None
-
-
-# The request's unit of work, for Authlib hooks that are not handed the request (validate_jti).
-_current_work: ContextVar[Work] = ContextVar("broker_work")
+    now: int
+    code: CodeLookup | None = None
+    refresh: RefreshLookup | None = None
+    # Answer with this generation instead of rotating (a retry inside the grace window,
+    # or the loser of a concurrent rotation).
+    answer_as: FamilyState | None = None
+    withdrawn: bool = False  # the authorization source says the grant's basis is gone
+    managed: ManagedToken | None = None
+    assertion: ClientAssertion | None = None
+    change: Change | None = None
+    # Set by the authorization endpoint's code hook: the code and what it stands for.
+    issued_code: tuple[str, PendingCode] | None = None
 
 
 class BrokerRequest(OAuth2Request):
     """An OAuth2Request built from Starlette's parsed form or query."""
 
     def __init__(self, method: str, uri: str, data: ImmutableMultiDict | FormData,
-                 headers: Any, work: Work | None = None) -> None:
+                 headers: Any, exchange: TokenExchange | None = None) -> None:
         super().__init__(method=method, uri=uri, headers=headers)
         self.payload = _Payload(data)
         self._form = self.payload.data
-        self.work = work or Work()
+        self.exchange = exchange or TokenExchange(now=int(time.time()))
 
     @property
     def args(self) -> dict[str, str]:
@@ -93,52 +158,58 @@ class BrokerRequest(OAuth2Request):
         return self._form
 
 
-@dataclass
+@dataclass(slots=True)
 class GrantUser:
-    """The end user of a grant: everything tokens and claims are made from."""
+    """The end user of a grant, at one generation of its family: everything tokens and
+    claims are made from."""
 
-    grant: dict[str, Any]
+    grant: Grant
     family: str
+    gen: int = 0
+    issued: int = field(default_factory=lambda: int(time.time()))
+    family_expires: int = 0
 
     def get_user_id(self) -> str:
-        return self.grant["sub"]
+        return self.grant.sub
+
+    def access_lifetime(self, ttl: int) -> int:
+        """Access tokens never outlive their family."""
+        return max(1, min(ttl, self.family_expires - self.issued))
 
 
 # -- stored records as Authlib's model objects ----------------------------------------------
 class StoredCode:
-    def __init__(self, key: str, record: dict[str, Any]) -> None:
-        self.key = key
-        self.record = record
+    def __init__(self, pending: PendingCode) -> None:
+        self.pending = pending
 
     def get_redirect_uri(self) -> str:
-        return self.record["redirect_uri"]
+        return self.pending.redirect_uri
 
     def get_scope(self) -> str:
-        return self.record["grant"]["scope"]
+        return self.pending.grant.scope
 
     def get_nonce(self) -> str | None:
-        return self.record.get("nonce")
+        return self.pending.nonce
 
     def get_auth_time(self) -> int:
-        return self.record["grant"]["auth_time"]
+        return self.pending.grant.auth_time
 
     def get_acr(self) -> str | None:
-        return self.record["grant"].get("acr")
+        return self.pending.grant.acr
 
     def get_amr(self) -> list[str] | None:
-        return self.record["grant"].get("amr")
+        return self.pending.grant.amr
 
 
 class StoredRefresh:
-    def __init__(self, key: str, record: dict[str, Any]) -> None:
-        self.key = key
-        self.record = record
+    def __init__(self, lookup: RefreshLookup) -> None:
+        self.lookup = lookup
 
     def check_client(self, client: Client) -> bool:
-        return self.record["client_id"] == client.client_id
+        return self.lookup.view.family.grant.client_id == client.client_id
 
     def get_scope(self) -> str:
-        return self.record["grant"]["scope"]
+        return self.lookup.view.family.grant.scope
 
 
 # -- grants and extensions -----------------------------------------------------------------
@@ -149,44 +220,48 @@ class CodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def generate_authorization_code(self) -> str:
-        # 256 random bits; Authlib's default draws characters one by one, far slower.
-        return new_id(32)
+        # The family its redemption will create, then 256 random bits.
+        return TokenMinter.code(self.request.user.family)
 
     def save_authorization_code(self, code: str, request: BrokerRequest) -> None:
         server: Provider = self.server  # type: ignore[assignment]
         user: GrantUser = request.user
         data = request.payload.data
-        record = {
-            "client_id": request.client.client_id,
-            "redirect_uri": data["redirect_uri"],
-            "nonce": data.get("nonce"),
-            "code_challenge": data.get("code_challenge"),
-            "code_challenge_method": data.get("code_challenge_method"),
-            "grant": {**user.grant, "scope": request.scope},
-            "family": user.family,
-            "exp": int(time.time()) + server.settings.tokens.code_ttl,
-        }
-        request.work.writes.append((code_key(code), record, server.settings.tokens.code_ttl))
+        request.exchange.issued_code = (code, PendingCode(
+            family=user.family, grant=replace(user.grant, scope=request.scope or ""),
+            redirect_uri=data["redirect_uri"],
+            nonce=data.get("nonce"), code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            expires=request.exchange.now + server.settings.tokens.code_ttl))
 
     def query_authorization_code(self, code: str, client: Client) -> StoredCode | None:
-        work: Work = self.request.work
-        record = work.prefetched.get("code")
-        if not record or record["client_id"] != client.client_id or record["exp"] < time.time():
+        exchange: TokenExchange = self.request.exchange
+        lookup = exchange.code
+        if lookup is None:
             return None
-        return StoredCode(code_key(code), record)
+        pending = lookup.pending
+        if pending is not None:
+            if pending.grant.client_id != client.client_id or pending.expires <= exchange.now:
+                return None
+            return StoredCode(pending)
+        if lookup.spent is not None and lookup.spent.client_id == client.client_id:
+            # A second redemption by the client it was issued to: revoke what the first
+            # one produced (RFC 6749 4.1.2). Only after the client authenticated, so a
+            # leaked used code alone cannot revoke anyone's grant.
+            exchange.change = Revoke(lookup.spent.family, "code_replay")
+        return None
 
     def delete_authorization_code(self, authorization_code: StoredCode) -> None:
-        server: Provider = self.server  # type: ignore[assignment]
-        work: Work = self.request.work
-        work.take = authorization_code.key
-        # The spent code remembers its family, so a replay can revoke what it produced.
-        code = self.request.form["code"]
-        work.writes.append((used_code_key(code), {"family": authorization_code.record["family"]},
-                            server.settings.tokens.refresh_token_ttl))
+        # Taking the code is part of the redemption's one atomic step (see Provider.save_token).
+        return None
 
     def authenticate_user(self, authorization_code: StoredCode) -> GrantUser:
-        return GrantUser(grant=authorization_code.record["grant"],
-                         family=authorization_code.record["family"])
+        server: Provider = self.server  # type: ignore[assignment]
+        pending = authorization_code.pending
+        now = self.request.exchange.now
+        client = server.clients.get(pending.grant.client_id)
+        return GrantUser(grant=pending.grant, family=pending.family, gen=0, issued=now,
+                         family_expires=now + server.refresh_lifetime(client))
 
 
 class RefreshGrant(grants.RefreshTokenGrant):
@@ -195,35 +270,48 @@ class RefreshGrant(grants.RefreshTokenGrant):
 
     def authenticate_refresh_token(self, refresh_token: str) -> StoredRefresh | None:
         server: Provider = self.server  # type: ignore[assignment]
-        work: Work = self.request.work
-        record, family = work.prefetched.get("refresh"), work.prefetched.get("family")
-        if not record or not family or family.get("revoked"):
+        exchange: TokenExchange = self.request.exchange
+        lookup = exchange.refresh
+        if lookup is None or not lookup.view.live(exchange.now):
             return None
-        if record.get("spent_at"):
-            if time.time() - record["spent_at"] > server.settings.tokens.refresh_grace:
-                # Reuse of a rotated token outside the grace window: assume theft.
-                work.revoke.append(record["family"])
-                return None
-        if work.prefetched.get("withdrawn"):
-            work.revoke.append(record["family"])
+        family = lookup.view.family
+        if family.grant.client_id != self.request.client.client_id:
+            return None  # another client's token: refused, and nothing of theirs changes
+        if exchange.answer_as is not None or lookup.within_grace(exchange.now,
+                                                                 server.settings.tokens.refresh_grace):
+            # A retry (second tab, lost response) inside the grace window: the answer
+            # the rotation that spent this token gave.
+            exchange.answer_as = exchange.answer_as or lookup.view.state
+            return StoredRefresh(lookup)
+        if not lookup.current:
+            # A rotated token presented again: assume theft (RFC 9700 4.14.2).
+            exchange.change = Revoke(family.id, "refresh_reuse", family.expires)
             return None
-        return StoredRefresh(refresh_key(refresh_token), record)
+        if exchange.withdrawn:
+            exchange.change = Revoke(family.id, "withdrawn", family.expires)
+            return None
+        return StoredRefresh(lookup)
+
+    def issue_token(self, user: GrantUser, refresh_token: StoredRefresh) -> dict[str, Any]:
+        answer_as = self.request.exchange.answer_as
+        scope = answer_as.scope if answer_as else (self.request.payload.scope
+                                                   or refresh_token.get_scope())
+        return self.generate_token(user=user, scope=scope,
+                                   include_refresh_token=self.INCLUDE_NEW_REFRESH_TOKEN)
 
     def authenticate_user(self, refresh_token: StoredRefresh) -> GrantUser:
-        grant = dict(refresh_token.record["grant"])
-        if self.request.payload.scope:
-            grant["scope"] = self.request.payload.scope
-        if "user" in self.request.work.prefetched:
-            grant["user"] = self.request.work.prefetched["user"]
-        return GrantUser(grant=grant, family=refresh_token.record["family"])
+        exchange: TokenExchange = self.request.exchange
+        view = refresh_token.lookup.view
+        if exchange.answer_as is not None:
+            gen, issued = exchange.answer_as.gen, exchange.answer_as.issued
+        else:
+            gen, issued = view.state.gen + 1, exchange.now
+        return GrantUser(grant=view.family.grant, family=view.family.id, gen=gen, issued=issued,
+                         family_expires=view.family.expires)
 
     def revoke_old_credential(self, refresh_token: StoredRefresh) -> None:
-        server: Provider = self.server  # type: ignore[assignment]
-        if refresh_token.record.get("spent_at"):
-            return  # a use inside the grace window: the first rotation already spent it
-        spent = {**refresh_token.record, "spent_at": int(time.time())}
-        ttl = max(server.settings.tokens.refresh_grace, 1) + 60
-        self.request.work.writes.append((refresh_token.key, spent, ttl))
+        # Spending the old token is the rotation's one atomic step (see Provider.save_token).
+        return None
 
 
 class S256Only(CodeChallenge):
@@ -248,14 +336,18 @@ class S256Only(CodeChallenge):
         return super().validate_code_verifier(grant, result)
 
     def get_authorization_code_challenge(self, authorization_code: StoredCode) -> str | None:
-        return authorization_code.record.get("code_challenge")
+        return authorization_code.pending.code_challenge
 
     def get_authorization_code_challenge_method(self, authorization_code: StoredCode) -> str | None:
-        return authorization_code.record.get("code_challenge_method")
+        return authorization_code.pending.code_challenge_method
+
+
 
 
 class _IDTokenMixin:
-    """ID tokens signed by our keyring with the client's algorithm and our claims."""
+    """ID tokens signed by our keyring with the client's algorithm and our claims; every
+    time in them is the generation's issue time, so the same generation gives the same
+    token again."""
 
     provider: Provider
 
@@ -266,24 +358,26 @@ class _IDTokenMixin:
         key = self.provider.signer.keyring.signing_key(client.id_token_signed_response_alg)
         return {"alg": key.alg, "kid": key.kid, "typ": "JWT"}
 
-    def get_client_claims(self, client: Client) -> dict[str, Any]:
+    def get_compatible_claims(self, request: BrokerRequest) -> dict[str, Any]:
+        client: Client = request.client
+        user: GrantUser = request.user
         ttl = client.settings.id_token_ttl or self.provider.settings.tokens.id_token_ttl
         return {"iss": self.provider.settings.issuer, "aud": client.client_id,
-                "exp": int(time.time()) + ttl}
+                "iat": user.issued, "exp": user.issued + ttl, "auth_time": user.grant.auth_time}
 
     def generate_user_info(self, user: GrantUser, scope: str) -> dict[str, Any]:
         grant = user.grant
-        claims = release({**grant, "scope": scope}, "id_token")
-        settings = self.provider.clients.get(grant["client_id"]).settings
+        claims = release(grant.claims_source(scope), "id_token")
+        settings = self.provider.clients.get(grant.client_id).settings
         claims = apply_mapping(claims, settings.claims, settings.flat_claims)
-        claims["sub"] = grant["sub"]
-        claims["auth_time"] = grant["auth_time"]
-        if grant.get("acr"):
-            claims["acr"] = grant["acr"]
-        if grant.get("amr"):
-            claims["amr"] = grant["amr"]
-        if grant.get("sid"):
-            claims["sid"] = grant["sid"]
+        claims["sub"] = grant.sub
+        claims["auth_time"] = grant.auth_time
+        if grant.acr:
+            claims["acr"] = grant.acr
+        if grant.amr:
+            claims["amr"] = grant.amr
+        if grant.sid:
+            claims["sid"] = grant.sid
         return claims
 
 
@@ -303,6 +397,13 @@ class IDTokenForRefresh(_IDTokenMixin, OpenIDToken):
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
+    """RFC 7523 client authentication, with the rules its update for OAuth servers adds:
+    the audience is this server only (the issuer or, as OIDC Core and certified RP
+    libraries send it, the token endpoint; an array only when every value is one of
+    those), and an assertion lives at most `client_assertion_max_lifetime` seconds. Its
+    `jti` is single-use at every endpoint: spent atomically when the exchange commits,
+    since only then can the (async) store be asked."""
+
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
     def __init__(self, provider: Provider) -> None:
@@ -317,16 +418,29 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return client.public_keys
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
-        work: Work = _current_work.get()
-        if work.prefetched.get("jti_seen"):
-            return False
-        ttl = max(60, int(claims.get("exp", 0)) - int(time.time()) + 60)
-        work.jti = (f"jti:{claims['sub']}:{jti}", ttl)
-        return True
+        return True  # checked, and spent, by the exchange's commit (see the class docstring)
 
     def __call__(self, query_client, request):  # type: ignore[no-untyped-def]
-        _current_work.set(request.work)
-        return super().__call__(query_client, request)
+        client = super().__call__(query_client, request)
+        if client is None:
+            return None
+        # The signature and the registered claims were verified above; read them again.
+        claims = orjson.loads(jws.extract_compact(request.form["client_assertion"].encode()).payload)
+        audiences = self.get_audiences()
+        aud = claims.get("aud")
+        if not (aud in audiences if isinstance(aud, str) else
+                isinstance(aud, list) and aud and all(a in audiences for a in aud)):
+            raise InvalidClientError(description="the assertion's aud must name this server only")
+        now = request.exchange.now
+        issued = claims.get("iat") if isinstance(claims.get("iat"), int) else now
+        longest = self.provider.settings.tokens.client_assertion_max_lifetime
+        if int(claims["exp"]) - max(issued, now) > longest:
+            raise InvalidClientError(description=f"the assertion must expire within {longest} s")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise InvalidClientError(description="the assertion's jti must be a string")
+        request.exchange.assertion = ClientAssertion(client.client_id, jti, int(claims["exp"]))
+        return client
 
 
 class RequestObjects(OpenIDJWTAuthenticationRequest):
@@ -383,16 +497,23 @@ def _json(value: Any) -> str:
 
 # -- the server ---------------------------------------------------------------------------
 class Provider(AuthorizationServer):
-    def __init__(self, settings: Settings, clients: ClientRegistry, signer: Signer) -> None:
+    def __init__(self, settings: Settings, clients: ClientRegistry, signer: Signer,
+                 minter: TokenMinter) -> None:
         super().__init__(scopes_supported=None)
         self.settings = settings
         self.clients = clients
         self.signer = signer
+        self.minter = minter
         self.register_grant(CodeGrant, [S256Only(required=True), IDTokenForCode(self)])
         self.register_grant(RefreshGrant, [IDTokenForRefresh(self)])
         self.register_client_auth_method("private_key_jwt", PrivateKeyJWT(self))
         RequestObjects(self)(self)  # registers its hook on get_authorization_grant
         self.register_token_generator("default", self._generate_token)
+
+    def refresh_lifetime(self, client: Client | None) -> int:
+        """How long a family lives: rotation never extends it."""
+        own = client.settings.refresh_token_ttl if client else None
+        return own or self.settings.tokens.refresh_token_ttl
 
     # -- Authlib hooks -------------------------------------------------------------------
     def query_client(self, client_id: str) -> Client | None:
@@ -407,75 +528,53 @@ class Provider(AuthorizationServer):
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         return None
 
+    def _access_ttl(self, client: Client, user: GrantUser) -> int:
+        return user.access_lifetime(client.settings.access_token_ttl
+                                    or self.settings.tokens.access_token_ttl)
+
     def _generate_token(self, grant_type: str, client: Client, user: GrantUser | None = None,
                         scope: str | None = None, expires_in: int | None = None,
                         include_refresh_token: bool = True) -> dict[str, Any]:
-        ttl = client.settings.access_token_ttl or self.settings.tokens.access_token_ttl
-        family = user.family if user else new_id()
-        if client.settings.access_token_format == "jwt" and user is not None:
-            access = self._jwt_access_token(client, user, scope or "", ttl, family)
+        if user is None:  # only grants with an end user are registered
+            raise InvalidGrantError()
+        ttl = self._access_ttl(client, user)
+        if client.settings.access_token_format == "jwt":
+            access = self._jwt_access_token(client, user, scope or "", ttl)
         else:
-            access = new_token(family)
+            access = self.minter.access_token(user.family, user.gen)
         token = {"token_type": "Bearer", "access_token": access, "expires_in": ttl,
                  "scope": scope or ""}
-        if include_refresh_token:
-            token["refresh_token"] = new_token(family)
+        if include_refresh_token and client.settings.refresh_tokens:
+            token["refresh_token"] = self.minter.refresh_token(user.family, user.gen)
         return token
 
-    def _jwt_access_token(self, client: Client, user: GrantUser, scope: str, ttl: int,
-                          family: str) -> str:
-        """RFC 9068 access token; it still has a store record, so revocation works."""
-        now = int(time.time())
-        claims = {"iss": self.settings.issuer, "sub": user.grant["sub"], "aud": self.settings.issuer,
-                  "client_id": client.client_id, "iat": now, "exp": now + ttl,
-                  "jti": f"{family}.{new_id()}", "scope": scope,
-                  "auth_time": user.grant["auth_time"]}
-        if user.grant.get("acr"):
-            claims["acr"] = user.grant["acr"]
+    def _jwt_access_token(self, client: Client, user: GrantUser, scope: str, ttl: int) -> str:
+        """RFC 9068 access token; it has a store record too, so revocation works."""
+        claims = {"iss": self.settings.issuer, "sub": user.grant.sub, "aud": self.settings.issuer,
+                  "client_id": client.client_id, "iat": user.issued, "exp": user.issued + ttl,
+                  "jti": f"{user.family}.{user.gen}", "scope": scope,
+                  "auth_time": user.grant.auth_time}
+        if user.grant.acr:
+            claims["acr"] = user.grant.acr
         return self.signer.sign(claims, client.id_token_signed_response_alg, typ="at+jwt")
 
     def save_token(self, token: dict[str, Any], request: BrokerRequest) -> None:
+        exchange = request.exchange
+        if exchange.answer_as is not None:
+            return  # the same answer again: nothing changes
         user: GrantUser = request.user
         client: Client = request.client
-        now = int(time.time())
-        grant = {**user.grant, "scope": token["scope"]}
-        work = request.work
-        family = work.prefetched.get("family")
-        if family is None:
-            # A new grant (code redemption): its family lives as long as its refresh tokens
-            # may; rotation never extends it, so refresh_token_ttl bounds the whole grant.
-            rt_ttl = client.settings.refresh_token_ttl or self.settings.tokens.refresh_token_ttl
-            family = {"client_id": client.client_id, "sub": grant["sub"], "sid": grant.get("sid"),
-                      "user_id": grant["user"]["id"], "revoked": False, "exp": now + rt_ttl}
-            work.writes.append((family_key(user.family), family, rt_ttl))
-        left = max(1, int(family["exp"]) - now)
-        at_ttl = min(int(token["expires_in"]), left)
-        work.writes.append((access_key(token["access_token"]),
-                            {"client_id": client.client_id, "grant": grant, "family": user.family,
-                             "exp": now + at_ttl}, at_ttl))
-        if token.get("refresh_token"):
-            work.writes.append((refresh_key(token["refresh_token"]),
-                                {"client_id": client.client_id, "grant": grant,
-                                 "family": user.family, "exp": now + left}, left))
+        access = AccessToken(family=user.family, client_id=client.client_id, gen=user.gen,
+                             scope=token["scope"], issued=user.issued,
+                             expires=user.issued + int(token["expires_in"]))
+        state = FamilyState(gen=user.gen, issued=user.issued, scope=token["scope"])
+        if exchange.refresh is not None:
+            exchange.change = Rotate(exchange.refresh, state, access)
+            return
+        code = request.form["code"]
+        family = Family(id=user.family, grant=user.grant, created=user.issued,
+                        expires=user.family_expires, refresh="refresh_token" in token)
+        exchange.change = Redeem(code, family, state, access)
 
 
-async def commit(work: Work, store: Any) -> bool:
-    """Apply a request's unit of work. False when another request took the code first."""
-    if work.revoke:
-        ttl = 30 * 86400
-        await store.put_many([(family_key(f), {"revoked": True}, ttl) for f in work.revoke])
-    if work.jti and not await store.put_new(work.jti[0], {"used": True}, work.jti[1]):
-        return False
-    if work.take is not None:
-        if await store.take_and_put(work.take, work.writes) is None:
-            # Lost the race with a concurrent redemption: this is a replay too.
-            family = work.prefetched.get("code", {}).get("family")
-            if family:
-                await store.put_many([(family_key(family), {"revoked": True}, 30 * 86400)])
-            return False
-    elif work.writes:
-        await store.put_many(work.writes)
-    return True
-
-
-__all__ = ["BrokerRequest", "GrantUser", "InvalidGrantError", "Provider", "Work", "commit"]
+__all__ = ["BrokerRequest", "GrantUser", "InvalidGrantError", "Provider", "TokenExchange"]

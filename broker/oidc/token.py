@@ -1,21 +1,29 @@
 """Token, revocation and introspection endpoints (RFC 6749, 7009, 7662).
 
-Each request reads the records it names, lets Authlib validate, then commits the unit
-of work (see `server.py`)."""
+Each request is an exchange (see `server.py`): read what it names, let Authlib validate
+and decide, then make the one change it asks for as one atomic store operation. A
+dependency that cannot answer (the store, the authorization source) gives HTTP 503
+`temporarily_unavailable` and changes nothing: an outage is never a revocation."""
 
 from __future__ import annotations
 
 import json
 import logging
-import time
+from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, OAuth2Error
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    OAuth2Error,
+)
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from joserfc import jws
+from starlette.background import BackgroundTask
 from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,15 +31,19 @@ from starlette.routing import Route
 
 from ..authz import AuthorizationSourceError, User
 from ..context import Broker
+from ..grants import RefreshLookup
+from ..ids import digest
 from .logout import backchannel_task, end_session
-from .server import AUTH_METHODS, BrokerRequest, Work, commit
-from .tokens import (
-    access_key,
-    code_key,
-    family_key,
-    family_of,
-    refresh_key,
-    used_code_key,
+from .server import (
+    AUTH_METHODS,
+    BrokerRequest,
+    ClientAssertion,
+    ManagedToken,
+    Redeem,
+    Revoke,
+    RevokeAccess,
+    Rotate,
+    TokenExchange,
 )
 
 log = logging.getLogger(__name__)
@@ -71,60 +83,56 @@ async def read_form(request: Request) -> ImmutableMultiDict:
     return ImmutableMultiDict(items)
 
 
-class _StoredToken:
-    def __init__(self, key: str, record: dict[str, Any], kind: str) -> None:
-        self.key, self.record, self.kind = key, record, kind
+class TemporarilyUnavailable(OAuth2Error):
+    """A dependency could not answer; the client should retry (RFC 6749 5.2 has no code
+    for it at the token endpoint, so the authorization endpoint's is used, with 503)."""
 
-    def check_client(self, client: Any) -> bool:
-        return self.record["client_id"] == client.client_id
+    error = "temporarily_unavailable"
+    status_code = 503
 
-    def get_client_id(self) -> str:
-        return self.record["client_id"]
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("Retry-After", "5")]
 
 
 class Revocation(RevocationEndpoint):
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> _StoredToken | None:
-        return self.request_work.prefetched.get("token")
+    def query_token(self, token_string: str, token_type_hint: str | None) -> ManagedToken | None:
+        return self.request_exchange.managed
 
-    def revoke_token(self, token: _StoredToken, request: BrokerRequest) -> None:
+    def revoke_token(self, token: ManagedToken, request: BrokerRequest) -> None:
         if token.kind == "refresh_token":
             # RFC 7009 2.1: revoking a refresh token revokes the grant's access tokens too.
-            request.work.revoke.append(token.record["family"])
-        request.work.writes.append((token.key, {**token.record, "revoked": True}, 60))
+            request.exchange.change = Revoke(token.ref.family, "revoked_by_client")
+        else:
+            request.exchange.change = RevokeAccess(token.ref)
 
 
 class Introspection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> _StoredToken | None:
-        return self.request_work.prefetched.get("token")
+    def query_token(self, token_string: str, token_type_hint: str | None) -> ManagedToken | None:
+        return self.request_exchange.managed
 
-    def check_permission(self, token: _StoredToken, client: Any, request: BrokerRequest) -> bool:
+    def check_permission(self, token: ManagedToken, client: Any, request: BrokerRequest) -> bool:
         # A client may only introspect its own tokens (others learn nothing, not even existence).
         return token.check_client(client)
 
-    def introspect_token(self, token: _StoredToken) -> dict[str, Any]:
-        grant = token.record["grant"]
-        return {"active": True, "client_id": token.record["client_id"], "token_type": "Bearer"
-                if token.kind == "access_token" else "refresh_token",
-                "scope": grant["scope"], "sub": grant["sub"], "exp": token.record["exp"],
-                "iat": token.record.get("iat"), "iss": self._issuer, "aud": token.record["client_id"],
-                "auth_time": grant["auth_time"], "sid": grant.get("sid")}
+    def introspect_token(self, token: ManagedToken) -> dict[str, Any]:
+        return token.active or {"active": False}
 
-    def create_introspection_payload(self, token: _StoredToken | None) -> dict[str, Any]:
-        if not token or token.record.get("revoked") or token.record["exp"] < time.time():
+    def create_introspection_payload(self, token: ManagedToken | None) -> dict[str, Any]:
+        if not token or token.active is None:
             return {"active": False}
-        return {k: v for k, v in self.introspect_token(token).items() if v is not None}
+        return token.active
 
 
 class TokenEndpoints:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
+        self.grants = broker.grants
         self.revocation = Revocation(broker.provider)
         self.introspection = Introspection(broker.provider)
-        self.introspection._issuer = broker.issuer  # type: ignore[attr-defined]
 
     def routes(self) -> list[Route]:
         return [
@@ -133,7 +141,8 @@ class TokenEndpoints:
             Route("/introspect", self.introspect, methods=["POST"]),
         ]
 
-    async def _prefetch_client(self, form: ImmutableMultiDict, work: Work) -> None:
+    async def _prefetch_client(self, form: ImmutableMultiDict) -> None:
+        """Fetch the keys of a private_key_jwt client (jwks_uri) before Authlib needs them."""
         assertion = form.get("client_assertion")
         if not assertion:
             return
@@ -144,117 +153,167 @@ class TokenEndpoints:
         except Exception:
             return  # Authlib answers invalid_client with the reason
         client = self.broker.clients.get(claims.get("sub") if isinstance(claims, dict) else None)
-        if client is None:
-            return
-        await self.broker.clients.ensure_keys(client, kid)
-        jti = claims.get("jti")
-        if isinstance(jti, str) and len(jti) < 256:
-            work.prefetched["jti_seen"] = await self.broker.store.get(f"jti:{client.client_id}:{jti}") is not None
+        if client is not None:
+            await self.broker.clients.ensure_keys(client, kid)
 
-    async def _request(self, request: Request, form: ImmutableMultiDict, work: Work) -> BrokerRequest:
-        await self._prefetch_client(form, work)
+    def _request(self, request: Request, form: ImmutableMultiDict,
+                 exchange: TokenExchange) -> BrokerRequest:
         return BrokerRequest("POST", self.broker.issuer + request.scope["path"], form,
-                             request.headers, work)
+                             request.headers, exchange)
 
+    # -- /token ------------------------------------------------------------------------
     async def token(self, request: Request) -> Response:
-        broker = self.broker
-        store = broker.store
         try:
             form = await read_form(request)
         except OAuth2Error as exc:
             return oauth_error(exc)
-        work = Work()
+        exchange = TokenExchange(now=self.grants.now())
         grant_type = form.get("grant_type")
-        if grant_type == "authorization_code" and form.get("code"):
-            code = form["code"]
-            record, used = await store.get_many([code_key(code), used_code_key(code)])
-            if record:
-                work.prefetched["code"] = record
-            elif used:
-                # A second redemption: revoke everything the first one produced.
-                work.revoke.append(used["family"])
-                broker.audit.event("code_replay", family=used["family"])
-        elif grant_type == "refresh_token" and form.get("refresh_token"):
-            await self._prefetch_refresh(form["refresh_token"], work)
-        oauth_req = await self._request(request, form, work)
+        try:
+            if grant_type == "authorization_code" and form.get("code"):
+                exchange.code = await self.grants.find_code(form["code"])
+            elif grant_type == "refresh_token" and form.get("refresh_token"):
+                exchange.refresh = await self.grants.find_refresh(form["refresh_token"])
+                if exchange.refresh is not None:
+                    await self._recheck(exchange.refresh, exchange)
+            await self._prefetch_client(form)
+        except AuthorizationSourceError as exc:
+            log.error("authorization source failed at refresh: %s", exc)
+            self.broker.metrics.error("token_temporarily_unavailable")
+            return oauth_error(TemporarilyUnavailable("the authorization source is unavailable; "
+                                                      "retry"))
+        oauth_req = self._request(request, form, exchange)
         # Synchronous on the loop, RS256 signature included. A worker thread, for the whole
         # call or for the signature alone, measured slower in bench/: the hand-offs cost
         # more CPU per redemption than the overlap saves (RS256 1100 vs 1400 ops/s).
-        status, body, headers = broker.provider.create_token_response(oauth_req)
-        if not await commit(work, store):
-            broker.metrics.error("token_invalid_grant")
-            return oauth_error(InvalidGrantError("the code or token was already used"))
-        _count(broker, grant_type, status, body)
+        status, body, headers = self.broker.provider.create_token_response(oauth_req)
+        if not await self._spend_assertion(exchange.assertion):
+            return oauth_error(InvalidClientError(description="the assertion's jti was used before"))
+        change = exchange.change
+        if isinstance(change, Redeem) and not await self.grants.redeem(
+                change.code, change.family, change.state, change.access):
+            # Another redemption of this code won the race: this one is a replay too.
+            change = Revoke(change.family.id, "code_replay", change.family.expires)
+            status, body, headers = InvalidGrantError("the code was already used")()
+        elif isinstance(change, Rotate):
+            status, body, headers, change = await self._rotate(oauth_req, change,
+                                                               (status, body, headers))
         response = json_response(status, body, headers)
-        if work.prefetched.get("end_sid") and dict(body).get("error") == "invalid_grant":
-            # Authorization withdrawn or expired: the person's whole SSO session ends and
-            # every RP of it hears so, not just this client's refresh family.
-            ended = await end_session(broker, work.prefetched["end_sid"], reason="withdrawn")
-            response.background = backchannel_task(broker, ended)
+        if isinstance(change, Revoke):
+            response.background = await self._revoke(change, exchange)
+        _count(self.broker, grant_type, status, body)
         return response
 
-    async def _prefetch_refresh(self, token: str, work: Work) -> None:
-        family = family_of(token)
-        if family is None:
-            return
-        record, fam = await self.broker.store.get_many([refresh_key(token), family_key(family)])
-        if not record or not fam:
-            return
-        work.prefetched["refresh"], work.prefetched["family"] = record, fam
-        if fam.get("revoked") or await self.broker.store.get("sid-ended:" + str(fam.get("sid"))):
-            work.prefetched["family"] = {**fam, "revoked": True}
-            return
-        # Ask the authorization source again: a withdrawn authorization ends the grant.
-        try:
-            user = await self.broker.source.get_user(fam["user_id"])
-        except AuthorizationSourceError:
-            work.prefetched["withdrawn"] = True  # fail closed
-            return
-        assignment = record["grant"].get("assignment")
-        valid = _still_valid(user, record["client_id"], assignment)
-        if not valid:
-            work.prefetched["withdrawn"] = True
-            work.prefetched["end_sid"] = fam.get("sid")  # not on an outage: fail closed only
-            self.broker.audit.event("authorization_withdrawn", client=record["client_id"],
-                                    user=fam["user_id"], sid=fam.get("sid"))
-        elif user is not None:
-            fresh = user.to_record()
-            fresh.pop("assignments", None)
-            work.prefetched["user"] = fresh
+    async def _recheck(self, lookup: RefreshLookup, exchange: TokenExchange) -> None:
+        """Ask the authorization source again before a rotation: a withdrawn authorization
+        ends the grant. Only a definite answer withdraws; an error propagates (503)."""
+        if not lookup.current or not lookup.view.live(exchange.now):
+            return  # a reuse or a retry inside the grace window: no new tokens are made
+        grant = lookup.view.family.grant
+        user = await self.broker.source.get_user(grant.user_id)
+        if not _still_valid(user, grant.client_id, grant.assignment):
+            exchange.withdrawn = True
 
-    async def _prefetch_token(self, form: ImmutableMultiDict, work: Work) -> None:
+    async def _rotate(self, oauth_req: BrokerRequest, change: Rotate, answer: tuple,
+                      ) -> tuple[int, Any, Any, Revoke | None]:
+        """Make the rotation Authlib answered for. On losing the race to a concurrent
+        rotation: inside the grace window answer as the winner did, else it is a reuse."""
+        exchange = oauth_req.exchange
+        moved, won = await self.grants.rotate(change.lookup, change.state, change.access)
+        if moved:
+            return *answer, None
+        grace = self.broker.settings.tokens.refresh_grace
+        if won is not None and won.gen == change.lookup.ref.gen + 1 and \
+                exchange.now - won.issued <= grace:
+            exchange.answer_as, exchange.change = won, None
+            return *self.broker.provider.create_token_response(oauth_req), None
+        family = change.lookup.view.family
+        return (*InvalidGrantError("the refresh token was already used")(),
+                Revoke(family.id, "refresh_reuse", family.expires))
+
+    async def _revoke(self, change: Revoke, exchange: TokenExchange) -> BackgroundTask | None:
+        """Revoke a family. A withdrawal also ends the person's SSO session, so every RP of
+        it hears so over the back-channel, not just this client."""
+        await self.grants.revoke(change.family, change.reason, change.expires)
+        self.broker.audit.event("grant_revoked", family=change.family, reason=change.reason)
+        if change.reason != "withdrawn" or exchange.refresh is None:
+            return None
+        grant = exchange.refresh.view.family.grant
+        self.broker.audit.event("authorization_withdrawn", client=grant.client_id,
+                                user=grant.user_id, sid=grant.sid)
+        if not grant.sid:
+            return None
+        ended = await end_session(self.broker, grant.sid, reason="withdrawn")
+        return backchannel_task(self.broker, ended)
+
+    async def _spend_assertion(self, assertion: ClientAssertion | None) -> bool:
+        """A private_key_jwt assertion authenticates once (its jti, any length, is kept
+        until the assertion expires). False when it was used before."""
+        if assertion is None:
+            return True
+        ttl = max(1, assertion.expires - self.grants.now()) + 60  # + Authlib's leeway
+        return await self.broker.store.put_new(
+            f"jti:{assertion.client_id}:{digest(assertion.jti)}", {"used": True}, ttl)
+
+    # -- /revoke and /introspect ------------------------------------------------------
+    async def _find_managed(self, form: ImmutableMultiDict, exchange: TokenExchange) -> None:
         token = form.get("token")
         if not token:
             return
-        hint = form.get("token_type_hint")
-        kinds = [("refresh_token", refresh_key), ("access_token", access_key)]
-        if hint == "access_token":
-            kinds.reverse()
-        store = self.broker.store
-        for kind, keyf in kinds:
-            record = await store.get(keyf(token))
-            if record:
-                fam = await store.get(family_key(record["family"]))
-                if not fam or fam.get("revoked"):
-                    record = {**record, "revoked": True}
-                work.prefetched["token"] = _StoredToken(keyf(token), record, kind)
+        grants = self.grants
+        ref = grants.minter.read(token, "refresh")
+        if ref is not None:
+            lookup = await grants.find_refresh(token)
+            if lookup is None:
                 return
+            grant = lookup.view.family.grant
+            active = None
+            if lookup.current and lookup.view.live(exchange.now):
+                family = lookup.view.family
+                active = self._describe(grant, "refresh_token", family.expires,
+                                        lookup.view.state.issued, grant.scope)
+            exchange.managed = ManagedToken("refresh_token", ref, grant.client_id, active)
+            return
+        ref = grants.access_ref(token)
+        found = await grants.find_access(ref) if ref is not None else None
+        if ref is None or found is None:
+            # Nothing active; whose it was matters only for /revoke, which then has
+            # nothing left to do, so an unknown owner is fine.
+            return
+        access = found.token
+        exchange.managed = ManagedToken("access_token", ref, access.client_id, self._describe(
+            found.family.grant, "Bearer", access.expires, access.issued, access.scope))
+
+    def _describe(self, grant: Any, token_type: str, expires: int, issued: int,
+                  scope: str) -> dict[str, Any]:
+        out = {"active": True, "client_id": grant.client_id, "token_type": token_type,
+               "scope": scope, "sub": grant.sub, "exp": expires, "iat": issued,
+               "iss": self.broker.issuer, "aud": grant.client_id, "auth_time": grant.auth_time,
+               "sid": grant.sid}
+        return {k: v for k, v in out.items() if v is not None}
 
     async def _token_management(self, request: Request, endpoint: Any) -> Response:
         try:
             form = await read_form(request)
         except OAuth2Error as exc:
             return oauth_error(exc)
-        work = Work()
-        await self._prefetch_token(form, work)
-        oauth_req = await self._request(request, form, work)
-        endpoint.request_work = work
+        exchange = TokenExchange(now=self.grants.now())
+        await self._find_managed(form, exchange)
+        await self._prefetch_client(form)
+        oauth_req = self._request(request, form, exchange)
+        endpoint.request_exchange = exchange
         try:
             req = endpoint.create_endpoint_request(oauth_req)
             status, body, headers = endpoint(req)
         except OAuth2Error as exc:
             return oauth_error(exc)
-        await commit(work, self.broker.store)
+        if not await self._spend_assertion(exchange.assertion):
+            return oauth_error(InvalidClientError(description="the assertion's jti was used before"))
+        change = exchange.change
+        if isinstance(change, Revoke):
+            await self.grants.revoke(change.family, change.reason, change.expires)
+        elif isinstance(change, RevokeAccess):
+            await self.grants.revoke_access(change.ref)
         return json_response(status, body if body != "" else {}, headers)
 
     async def revoke(self, request: Request) -> Response:
@@ -278,8 +337,6 @@ def _count(broker: Broker, grant_type: str | None, status: int, body: Any) -> No
 
 
 def _still_valid(user: User | None, client_id: str, assignment: dict | None) -> bool:
-    from datetime import date
-
     if user is None or not user.active:
         return False
     valid = user.valid_assignments(client_id, date.today())

@@ -1,65 +1,13 @@
-"""Minting and recognising codes and tokens.
-
-Codes and tokens are random strings; the store keys only their SHA-256. Access and
-refresh tokens carry their family id in clear before a dot, so that one read (`MGET`)
-fetches both the token record and its family's revocation state.
-"""
+"""Our signed JWTs: ID tokens, logout tokens, RFC 9068 access tokens, signed UserInfo."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
 import time
 from typing import Any
 
 from joserfc import jwt
 
 from ..keys import KeyRing
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def digest(value: str) -> str:
-    """The store key of a secret value."""
-    return b64(hashlib.sha256(value.encode()).digest())
-
-
-def new_id(nbytes: int = 16) -> str:
-    return secrets.token_urlsafe(nbytes)
-
-
-def new_token(family: str) -> str:
-    return f"{family}.{secrets.token_urlsafe(32)}"
-
-
-def family_of(token: str) -> str | None:
-    family, sep, rest = token.partition(".")
-    if not sep or not family or not rest or len(token) > 256:
-        return None
-    return family
-
-
-def code_key(code: str) -> str:
-    return "code:" + digest(code)
-
-
-def used_code_key(code: str) -> str:
-    return "code-used:" + digest(code)
-
-
-def access_key(token: str) -> str:
-    return "at:" + digest(token)
-
-
-def refresh_key(token: str) -> str:
-    return "rt:" + digest(token)
-
-
-def family_key(family: str) -> str:
-    return "fam:" + family
 
 
 class Signer:

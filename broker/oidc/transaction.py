@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..ids import new_id
 from ..store import Store
-from .tokens import new_id
 
 
 @dataclass

@@ -12,7 +12,6 @@ from starlette.routing import Route
 
 from ..context import Broker
 from .claims import apply_mapping, release
-from .tokens import access_key, family_key, family_of
 
 
 def _bearer_error(error: str, description: str, status: int = 401) -> Response:
@@ -47,26 +46,16 @@ class UserInfoEndpoint:
                                                       "Cache-Control": "no-store"})
         if len(token) > 4096:
             return _bearer_error("invalid_token", "the access token is not valid")
-        store = self.broker.store
-        family = family_of(token) if token.count(".") == 1 else None
-        if family:
-            record, fam = await store.get_many([access_key(token), family_key(family)])
-        else:
-            record = await store.get(access_key(token))
-            fam = await store.get(family_key(record["family"])) if record else None
-        if (not record or not fam or fam.get("revoked") or record.get("revoked")
-                or record["exp"] < time.time()):
+        found = await self.broker.grants.find_access_token(token)
+        if found is None:
             return _bearer_error("invalid_token", "the access token is not valid")
-        grant = record["grant"]
-        if grant.get("sid") and await store.get("sid-ended:" + grant["sid"]):
-            # Logout or revocation ended the session: its access tokens end with it.
-            return _bearer_error("invalid_token", "the access token is not valid")
-        if "openid" not in grant["scope"].split():
+        access, grant = found.token, found.family.grant
+        if "openid" not in access.scope.split():
             return _bearer_error("insufficient_scope", "the token was not issued for openid", 403)
-        client = self.broker.clients.get(record["client_id"])
-        claims = apply_mapping(release(grant, "userinfo"), client.settings.claims,
-                               client.settings.flat_claims)
-        claims["sub"] = grant["sub"]
+        client = self.broker.clients.get(access.client_id)
+        claims = apply_mapping(release(grant.claims_source(access.scope), "userinfo"),
+                               client.settings.claims, client.settings.flat_claims)
+        claims["sub"] = grant.sub
         alg = client.settings.userinfo_signed_response_alg
         if alg:
             now = int(time.time())

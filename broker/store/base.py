@@ -17,6 +17,10 @@ class StoreError(Exception):
 
 
 class Store(Protocol):
+    """Every operation is safe to retry: a store that resends a command after a lost
+    reply (Redis) makes sure the resend returns what the first run did, so a retry is
+    never mistaken for a replay (a code taken twice, a counter counted twice)."""
+
     async def put(self, key: str, value: Record, ttl: int) -> None:
         """Write `value` under `key`, replacing any earlier value; it expires after `ttl` s."""
 
@@ -33,18 +37,32 @@ class Store(Protocol):
     async def take(self, key: str) -> Record | None:
         """Read and delete in one atomic step: of concurrent callers only one gets the value."""
 
-    async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> Record | None:
-        """Take `key` and, only if it was there, write `items`, as one atomic step.
+    async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> bool:
+        """Delete `key` and, only if it was there, write `items`, as one atomic step;
+        True when this call took it.
 
-        A code redemption is exactly this: of concurrent callers one gets the code and its
+        A code redemption is exactly this: of concurrent callers one takes the code and its
         tokens are written with it; nobody ever sees a spent code without its tokens."""
+
+    async def compare_and_put(self, key: str, field: str, expected: int | str | None,
+                              value: Record, ttl: int,
+                              items: list[tuple[str, Record, int]] | None = None,
+                              ) -> tuple[bool, Record | None]:
+        """Replace the record at `key` with `value` (and write `items`) only if its
+        `field` still equals `expected` (None: only if `key` does not exist), as one
+        atomic step. Returns (True, None) when written, else (False, the current record).
+        `field` must hold an integer or a string. A refresh rotation is exactly this."""
 
     async def delete(self, *keys: str) -> None: ...
 
-    async def add_member(self, key: str, member: str, ttl: int) -> None:
-        """Add `member` to the set at `key` and (re)arm the set's TTL."""
+    async def index_add(self, key: str, member: str, expires_at: float, now: float) -> None:
+        """Add (or re-date) `member` in the index at `key`, live until `expires_at`; drop
+        members already expired; the index itself expires with its last member."""
 
-    async def members(self, key: str) -> set[str]: ...
+    async def index_remove(self, key: str, member: str) -> None: ...
+
+    async def index_members(self, key: str, now: float) -> set[str]:
+        """The members still live at `now`."""
 
     async def incr(self, key: str, ttl: int) -> int:
         """Count up a window counter (rate limits); the first increment arms the TTL."""

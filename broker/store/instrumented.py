@@ -54,17 +54,27 @@ class InstrumentedStore:
     async def take(self, key: str) -> Record | None:
         return await self._timed("take", lambda: self.inner.take(key))
 
-    async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> Record | None:
+    async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> bool:
         return await self._timed("take_and_put", lambda: self.inner.take_and_put(key, items))
+
+    async def compare_and_put(self, key: str, field: str, expected: int | str | None,
+                              value: Record, ttl: int,
+                              items: list[tuple[str, Record, int]] | None = None,
+                              ) -> tuple[bool, Record | None]:
+        return await self._timed("compare_and_put", lambda: self.inner.compare_and_put(
+            key, field, expected, value, ttl, items))
 
     async def delete(self, *keys: str) -> None:
         await self._timed("delete", lambda: self.inner.delete(*keys))
 
-    async def add_member(self, key: str, member: str, ttl: int) -> None:
-        await self._timed("add_member", lambda: self.inner.add_member(key, member, ttl))
+    async def index_add(self, key: str, member: str, expires_at: float, now: float) -> None:
+        await self._timed("index_add", lambda: self.inner.index_add(key, member, expires_at, now))
 
-    async def members(self, key: str) -> set[str]:
-        return await self._timed("members", lambda: self.inner.members(key))
+    async def index_remove(self, key: str, member: str) -> None:
+        await self._timed("index_remove", lambda: self.inner.index_remove(key, member))
+
+    async def index_members(self, key: str, now: float) -> set[str]:
+        return await self._timed("index_members", lambda: self.inner.index_members(key, now))
 
     async def incr(self, key: str, ttl: int) -> int:
         return await self._timed("incr", lambda: self.inner.incr(key, ttl))

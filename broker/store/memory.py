@@ -13,6 +13,14 @@ import time
 from .base import Record
 
 
+class _Index(dict):
+    """An index (member -> expiry), told apart from JSON records stored as dicts."""
+
+
+def _is_record(value: object) -> bool:
+    return not isinstance(value, _Index)
+
+
 class MemoryStore:
     def __init__(self, clock=time.monotonic) -> None:
         self._clock = clock
@@ -51,7 +59,7 @@ class MemoryStore:
 
     async def get(self, key: str) -> Record | None:
         value = self._live(key)
-        return copy.deepcopy(value) if isinstance(value, dict) else None
+        return copy.deepcopy(value) if isinstance(value, dict) and _is_record(value) else None
 
     async def get_many(self, keys: list[str]) -> list[Record | None]:
         return [await self.get(k) for k in keys]
@@ -61,27 +69,55 @@ class MemoryStore:
         if value is None:
             return None
         del self._data[key]
-        return value if isinstance(value, dict) else None
+        return value if isinstance(value, dict) and _is_record(value) else None
 
-    async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> Record | None:
-        taken = await self.take(key)
-        if taken is not None:
-            await self.put_many(items)
-        return taken
+    async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> bool:
+        if self._live(key) is None:
+            return False
+        del self._data[key]
+        await self.put_many(items)
+        return True
+
+    async def compare_and_put(self, key: str, field: str, expected: int | str | None,
+                              value: Record, ttl: int,
+                              items: list[tuple[str, Record, int]] | None = None,
+                              ) -> tuple[bool, Record | None]:
+        current = self._live(key)
+        if expected is None:
+            ok = current is None
+        else:
+            ok = isinstance(current, dict) and str(current.get(field)) == str(expected)
+        if not ok:
+            return False, copy.deepcopy(current) if isinstance(current, dict) else None
+        await self.put(key, value, ttl)
+        await self.put_many(items or [])
+        return True, None
 
     async def delete(self, *keys: str) -> None:
         for key in keys:
             self._data.pop(key, None)
 
-    async def add_member(self, key: str, member: str, ttl: int) -> None:
+    async def index_add(self, key: str, member: str, expires_at: float, now: float) -> None:
         current = self._live(key)
-        members = set(current) if isinstance(current, set) else set()
-        members.add(member)
-        self._data[key] = (self._clock() + ttl, members)
+        index = dict(current) if isinstance(current, _Index) else {}
+        index[member] = expires_at
+        index = {m: exp for m, exp in index.items() if exp >= now}
+        left = max(index.values(), default=now) - now
+        if left > 0:
+            self._data[key] = (self._clock() + left, _Index(index))
+        else:
+            self._data.pop(key, None)
 
-    async def members(self, key: str) -> set[str]:
+    async def index_remove(self, key: str, member: str) -> None:
         current = self._live(key)
-        return set(current) if isinstance(current, set) else set()
+        if isinstance(current, _Index):
+            current.pop(member, None)
+
+    async def index_members(self, key: str, now: float) -> set[str]:
+        current = self._live(key)
+        if not isinstance(current, _Index):
+            return set()
+        return {m for m, exp in current.items() if exp >= now}
 
     async def incr(self, key: str, ttl: int) -> int:
         current = self._live(key)

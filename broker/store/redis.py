@@ -8,15 +8,18 @@ several deployments.
 from __future__ import annotations
 
 import asyncio
+import secrets
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
+from . import scripts
 from .base import Record, StoreError
 from .pipelining import AutoPipeline
 
@@ -60,7 +63,9 @@ def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> aio
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "health_check_interval": 30,
-        "retry": one_retry(),
+        # redis-py must not resend on its own: it would resend a whole pipeline, a code
+        # redemption included, after a lost reply. RedisStore retries, with operation keys.
+        "retry": Retry(NoBackoff(), 0),
     }
     if url.startswith("redis+sentinel://"):
         opts = parse_sentinel_url(url)
@@ -79,51 +84,28 @@ def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> aio
     return aioredis.Redis.from_url(url, max_connections=max_connections, **common)
 
 
-def one_retry() -> Retry:
-    """Retry a command once, after a short pause, on a connection error or timeout.
-
-    Once is enough to get past a pooled connection that died (a Redis restart, or a Sentinel
-    fail-over: the reconnect asks the sentinels for the current master, and a demoted
-    master's ReadOnlyError is turned into a ConnectionError by redis-py). More retries (the
-    library's default backs off for seconds) would only hold a request, and a readiness
-    probe, for longer while Redis is really down; the request then gets a clean 503.
-    """
-    return Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1)
-
-
-TAKE_AND_PUT = """
-local value = redis.call('GETDEL', KEYS[1])
-if not value then return false end
-for i = 1, #ARGV, 3 do
-  redis.call('SET', ARGV[i], ARGV[i + 1], 'EX', tonumber(ARGV[i + 2]))
-end
-return value
-"""
-
-# The set's TTL is re-armed with every member (one step, so no set is ever left without one).
-ADD_MEMBER = """
-redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-"""
-
-# The first increment of a window arms its TTL; later ones leave it running.
-INCR = """
-local count = redis.call('INCR', KEYS[1])
-if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1])) end
-return count
-"""
-
-# Scripts go as EVAL, not EVALSHA: they are short, Redis caches them by their hash, and a
-# fresh master after a fail-over needs no reload.
+# A connection lost or a reply not received in time: the command may or may not have run.
+_LOST = (ConnectionError, TimeoutError, OSError)
+# How long an operation key remembers its outcome: far longer than one retry takes.
+OP_TTL = 60
 
 
 class RedisStore:
-    def __init__(self, client: aioredis.Redis, prefix: str = "broker:") -> None:
+    """Each operation is tried at most twice: once more, after a short pause, when the
+    connection was lost or the reply did not come (a restarted Redis, a Sentinel
+    fail-over: the reconnect asks the sentinels for the current master, and a demoted
+    master's READONLY becomes a connection error in redis-py). More would only hold a
+    request, and a readiness probe, longer while Redis is really down; the request then
+    gets a clean 503. Operations a second run would not repeat carry an operation key
+    (see scripts.py), so the retry returns the first run's outcome."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "broker:",
+                 retry_pause: float = 0.05) -> None:
         self._r = client
         self._p = prefix
+        self._pause = retry_pause
         # Single commands share a pipeline with those of other requests in flight.
         self._pipeline = AutoPipeline(client)
-        self._send = self._pipeline.execute
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "broker:", timeout: float = 2.0) -> RedisStore:
@@ -132,94 +114,96 @@ class RedisStore:
     def _k(self, key: str) -> str:
         return self._p + key
 
+    def _op(self, key: str) -> str:
+        # Next to the key it guards (same hash tag, so the same cluster slot).
+        return f"{self._p}{key}|op:{new_op_id()}"
+
     @staticmethod
     def _load(raw: bytes | None) -> Record | None:
         return None if raw is None else orjson.loads(raw)
 
-    async def put(self, key: str, value: Record, ttl: int) -> None:
+    async def _run(self, *args: Any) -> Any:
         try:
-            await self._send("SET", self._k(key), orjson.dumps(value), "EX", int(ttl))
+            return await self._pipeline.execute(*args)
+        except _LOST:
+            await asyncio.sleep(self._pause)
         except RedisError as exc:
             raise StoreError(str(exc)) from exc
+        try:
+            return await self._pipeline.execute(*args)
+        except (RedisError, OSError) as exc:
+            raise StoreError(str(exc) or type(exc).__name__) from exc
+
+    async def put(self, key: str, value: Record, ttl: int) -> None:
+        await self._run("SET", self._k(key), orjson.dumps(value), "EX", int(ttl))
 
     async def put_many(self, items: list[tuple[str, Record, int]]) -> None:
-        if not items:
-            return
-        try:
-            await asyncio.gather(*(self._send("SET", self._k(key), orjson.dumps(value), "EX", int(ttl))
-                                   for key, value, ttl in items))
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
+        if items:
+            await asyncio.gather(*(self.put(key, value, ttl) for key, value, ttl in items))
 
     async def put_new(self, key: str, value: Record, ttl: int) -> bool:
-        try:
-            data = orjson.dumps(value)
-            return bool(await self._send("SET", self._k(key), data, "EX", int(ttl), "NX"))
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
+        return bool(await self._run("EVAL", scripts.PUT_NEW, 2, self._k(key), self._op(key),
+                                    OP_TTL, orjson.dumps(value), int(ttl)))
 
     async def get(self, key: str) -> Record | None:
-        try:
-            return self._load(await self._send("GET", self._k(key)))
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
+        return self._load(await self._run("GET", self._k(key)))
 
     async def get_many(self, keys: list[str]) -> list[Record | None]:
         if not keys:
             return []
-        try:
-            return [self._load(v) for v in await self._send("MGET", *(self._k(k) for k in keys))]
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
+        return [self._load(v) for v in await self._run("MGET", *(self._k(k) for k in keys))]
 
-    async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> Record | None:
-        args: list[str | bytes | int] = []
-        for k, value, ttl in items:
-            args.extend((self._k(k), orjson.dumps(value), int(ttl)))
-        try:
-            # One step on the server: of concurrent redemptions exactly one takes the code.
-            raw = await self._send("EVAL", TAKE_AND_PUT, 1, self._k(key), *args)
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
-        return self._load(raw)
+    def _items(self, items: list[tuple[str, Record, int]]) -> tuple[list[str], list[Any]]:
+        keys, args = [], []
+        for key, value, ttl in items:
+            keys.append(self._k(key))
+            args.extend((orjson.dumps(value), int(ttl)))
+        return keys, args
+
+    async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> bool:
+        keys, args = self._items(items)
+        # One step on the server: of concurrent redemptions exactly one takes the code.
+        return bool(await self._run("EVAL", scripts.TAKE_AND_PUT, 2 + len(keys), self._k(key),
+                                    self._op(key), *keys, OP_TTL, *args))
+
+    async def compare_and_put(self, key: str, field: str, expected: int | str | None,
+                              value: Record, ttl: int,
+                              items: list[tuple[str, Record, int]] | None = None,
+                              ) -> tuple[bool, Record | None]:
+        keys, args = self._items(items or [])
+        want = "" if expected is None else str(expected)
+        reply = await self._run("EVAL", scripts.COMPARE_AND_PUT, 2 + len(keys), self._k(key),
+                                self._op(key), *keys, OP_TTL, field, want, orjson.dumps(value),
+                                int(ttl), *args)
+        if reply[0] == 1:
+            return True, None
+        return False, self._load(reply[1] if len(reply) > 1 else None)
 
     async def take(self, key: str) -> Record | None:
-        try:
-            return self._load(await self._send("GETDEL", self._k(key)))
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
+        return self._load(await self._run("EVAL", scripts.TAKE, 2, self._k(key), self._op(key),
+                                          OP_TTL))
 
     async def delete(self, *keys: str) -> None:
-        if not keys:
-            return
-        try:
-            await self._send("DEL", *(self._k(k) for k in keys))
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
+        if keys:
+            await self._run("DEL", *(self._k(k) for k in keys))
 
-    async def add_member(self, key: str, member: str, ttl: int) -> None:
-        try:
-            await self._send("EVAL", ADD_MEMBER, 1, self._k(key), member, int(ttl))
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
+    async def index_add(self, key: str, member: str, expires_at: float, now: float) -> None:
+        await self._run("EVAL", scripts.INDEX_ADD, 1, self._k(key), member, int(expires_at),
+                        int(now))
 
-    async def members(self, key: str) -> set[str]:
-        try:
-            return {m.decode() for m in await self._send("SMEMBERS", self._k(key))}
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
+    async def index_remove(self, key: str, member: str) -> None:
+        await self._run("ZREM", self._k(key), member)
+
+    async def index_members(self, key: str, now: float) -> set[str]:
+        found = await self._run("ZRANGEBYSCORE", self._k(key), int(now), "+inf")
+        return {m.decode() for m in found}
 
     async def incr(self, key: str, ttl: int) -> int:
-        try:
-            return int(await self._send("EVAL", INCR, 1, self._k(key), int(ttl)))
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
+        return int(await self._run("EVAL", scripts.INCR, 2, self._k(key), self._op(key),
+                                   OP_TTL, int(ttl)))
 
     async def ttl(self, key: str) -> int | None:
-        try:
-            left = await self._send("TTL", self._k(key))
-        except RedisError as exc:
-            raise StoreError(str(exc)) from exc
+        left = await self._run("TTL", self._k(key))
         return None if left < 0 else int(left)
 
     async def ping(self) -> None:
@@ -231,3 +215,7 @@ class RedisStore:
     async def close(self) -> None:
         await self._pipeline.aclose()
         await self._r.aclose()
+
+
+def new_op_id() -> str:
+    return secrets.token_urlsafe(12)

@@ -32,15 +32,44 @@ async def test_ttl_and_put_new(store):
     assert await store.get("n") is None
 
 
-async def test_many_members_and_counters(store):
+async def test_many_and_counters(store):
     await store.put_many([("a", {"x": 1}, 10), ("b", {"x": 2}, 10)])
     assert await store.get_many(["a", "missing", "b"]) == [{"x": 1}, None, {"x": 2}]
-    await store.add_member("set", "one", 10)
-    await store.add_member("set", "two", 10)
-    assert await store.members("set") == {"one", "two"}
     assert [await store.incr("c", 10) for _ in range(3)] == [1, 2, 3]
     await store.delete("a", "b")
     assert await store.get_many(["a", "b"]) == [None, None]
+
+
+async def test_index_holds_live_members_only_and_expires_with_the_last(store):
+    now = 1_000_000
+    await store.index_add("idx", "old", now + 5, now)
+    await store.index_add("idx", "new", now + 50, now)
+    assert await store.index_members("idx", now) == {"old", "new"}
+    assert await store.index_members("idx", now + 10) == {"new"}  # "old" has expired
+    await store.index_add("idx", "newer", now + 30, now + 10)  # a write drops the expired
+    assert await store.index_members("idx", now) == {"new", "newer"}
+    assert 0 < await store.ttl("idx") <= 40  # no longer than its longest-lived member
+    await store.index_add("idx", "new", now + 20, now + 10)  # re-dated, not added twice
+    assert await store.index_members("idx", now + 25) == {"newer"}
+    await store.index_remove("idx", "newer")
+    assert await store.index_members("idx", now + 10) == {"new"}
+
+
+async def test_compare_and_put_lets_exactly_one_of_concurrent_callers_win(store):
+    await store.put("state", {"gen": 3, "x": "a"}, 10)
+    results = await asyncio.gather(*(
+        store.compare_and_put("state", "gen", 3, {"gen": 4, "x": f"w{i}"}, 10,
+                              [(f"item{i}", {"i": i}, 10)]) for i in range(8)))
+    winners = [i for i, (moved, _) in enumerate(results) if moved]
+    assert len(winners) == 1
+    won = {"gen": 4, "x": f"w{winners[0]}"}
+    assert all(current == won for moved, current in results if not moved)
+    assert await store.get("state") == won
+    assert [i for i in range(8) if await store.get(f"item{i}")] == winners
+    # Absent expected: only when the key does not exist.
+    assert (await store.compare_and_put("fresh", "gen", None, {"gen": 0}, 10)) == (True, None)
+    assert (await store.compare_and_put("fresh", "gen", None, {"gen": 9}, 10)) == (False, {"gen": 0})
+    assert (await store.compare_and_put("missing", "gen", 1, {"gen": 2}, 10)) == (False, None)
 
 
 def test_sentinel_url():
@@ -53,10 +82,11 @@ async def test_take_and_put_is_atomic_and_once(store):
     await store.put("code", {"c": 1}, 10)
     results = await asyncio.gather(*(
         store.take_and_put("code", [(f"tok{i}", {"i": i}, 10)]) for i in range(10)))
-    assert [r for r in results if r] == [{"c": 1}]
+    assert results.count(True) == 1
     written = [i for i in range(10) if await store.get(f"tok{i}")]
-    assert len(written) == 1, "only the winner's records are written"
-    assert await store.take_and_put("code", [("late", {}, 10)]) is None
+    assert written == [results.index(True)], "only the winner's records are written"
+    assert await store.get("code") is None
+    assert await store.take_and_put("code", [("late", {}, 10)]) is False
     assert await store.get("late") is None
 
 
@@ -79,7 +109,7 @@ async def test_concurrent_callers_each_get_their_own_answer(store):
 async def test_a_failing_command_fails_only_its_caller(redis):
     store = open_store(redis, prefix=f"storetest-{id(redis)}:")
     try:
-        await store.add_member("a-set", "x", 10)
+        await store.index_add("a-set", "x", 2e9, 1e9)
         await store.put("plain", {"ok": True}, 10)
         bad, good = await asyncio.gather(store.get("a-set"), store.get("plain"),
                                          return_exceptions=True)

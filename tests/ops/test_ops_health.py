@@ -94,7 +94,9 @@ def test_store_outage_is_a_clean_503(live):
     redis.stop()
     page = http.get("/login/abcdefghijklmnop")
     assert page.status_code == 503 and "text/html" in page.headers["content-type"]
-    token = http.post("/token", data={"grant_type": "authorization_code", "code": "x"},
+    # A code of the right shape (its family, then its secret): only the store can tell.
+    code = "f" * 22 + "." + "c" * 43
+    token = http.post("/token", data={"grant_type": "authorization_code", "code": code},
                       auth=("rp", "s" * 32))
     assert token.status_code == 503
     assert token.json()["error"] == "temporarily_unavailable"

@@ -83,6 +83,6 @@ def test_cookie_is_host_prefixed_secure_httponly_lax_on_https():
 
 
 def _digest(cookie: str) -> str:
-    from broker.oidc.tokens import digest
+    from broker.ids import digest
 
     return digest(cookie)

@@ -40,13 +40,19 @@ def test_expired_authorization_ends_the_session_too(sso):
         assert "Fel: login_required" in sso.visit(browser, lifecare, prompt="none").text
 
 
-def test_an_unavailable_source_fails_the_refresh_but_keeps_the_session(sso):
-    """Fail closed for the token, but an outage must not log everyone out everywhere."""
+def test_an_unavailable_source_is_a_retryable_503_that_keeps_grant_and_session(sso):
+    """An outage is not a revocation: no token, but nothing ends either; once the source
+    answers again the very same refresh token works."""
     lifecare = sso.lifecare
     with sso.browser() as browser:
         lc, _ = _logged_in_both(sso, browser)
         sso.source.down = True
-        assert sso.refresh(lifecare, lc.tokens["refresh_token"]).json()["error"] == "invalid_grant"
+        for _ in range(3):
+            refused = sso.refresh(lifecare, lc.tokens["refresh_token"])
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"] == "temporarily_unavailable"
+            assert int(refused.headers["retry-after"]) > 0
         sso.source.down = False
+        assert sso.refresh(lifecare, lc.tokens["refresh_token"]).status_code == 200
         assert "Inloggad i Lifecare" in sso.visit(browser, lifecare, prompt="none").text
         assert not lifecare.valid_logouts(lc.claims["sid"])

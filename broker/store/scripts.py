@@ -1,0 +1,89 @@
+"""The Lua scripts behind the store's atomic operations.
+
+Each script declares every key it touches in KEYS (Redis Cluster requires it). Those that
+change state in a way a second run would not repeat (take a value, write only if absent,
+count) also take an *operation key*, KEYS[2], unique to one call of the store: the first
+run records its outcome there for a minute, and a resend after a lost reply returns that
+outcome instead of running again. So a retry is never mistaken for a replay.
+
+Scripts go as EVAL, not EVALSHA: they are short, Redis caches them by their hash, and a
+fresh master after a fail-over needs no reload.
+"""
+
+# KEYS: key, op | ARGV: op_ttl. The taken value is remembered ('' for "nothing there").
+TAKE = """
+local done = redis.call('GET', KEYS[2])
+if done then
+  if done == '' then return false end
+  return done
+end
+local value = redis.call('GETDEL', KEYS[1])
+redis.call('SET', KEYS[2], value or '', 'EX', ARGV[1])
+return value
+"""
+
+# KEYS: key, op, item keys... | ARGV: op_ttl, then value and ttl per item.
+TAKE_AND_PUT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+for i = 3, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[2 * i - 4], 'EX', ARGV[2 * i - 3])
+end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+return 1
+"""
+
+# KEYS: key, op, item keys... | ARGV: op_ttl, field, expected ('' = key absent), value,
+# ttl, then value and ttl per item. A failed comparison changes nothing, so only success
+# is remembered; the record is only read (cjson.decode), never re-encoded.
+COMPARE_AND_PUT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return {1} end
+local current = redis.call('GET', KEYS[1])
+local ok
+if ARGV[3] == '' then
+  ok = not current
+elseif current then
+  ok = tostring(cjson.decode(current)[ARGV[2]]) == ARGV[3]
+else
+  ok = false
+end
+if not ok then return {0, current} end
+redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[5])
+for i = 3, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[2 * i], 'EX', ARGV[2 * i + 1])
+end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+return {1}
+"""
+
+# KEYS: key, op | ARGV: op_ttl, value, ttl
+PUT_NEW = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[3]) then
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+  return 1
+end
+return 0
+"""
+
+# KEYS: key, op | ARGV: op_ttl, ttl. The first increment of a window arms its TTL.
+INCR = """
+local done = redis.call('GET', KEYS[2])
+if done then return tonumber(done) end
+local count = redis.call('INCR', KEYS[1])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+redis.call('SET', KEYS[2], count, 'EX', ARGV[1])
+return count
+"""
+
+# KEYS: index | ARGV: member, expires_at, now. Idempotent: a rerun sets the same score.
+# The index lives exactly as long as its longest-lived member.
+INDEX_ADD = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then
+  local left = math.ceil(tonumber(last[2]) - tonumber(ARGV[3]))
+  if left > 0 then redis.call('EXPIRE', KEYS[1], left) else redis.call('DEL', KEYS[1]) end
+end
+"""
