@@ -9,7 +9,14 @@ from .records import (
     Revocation,
     SpentCode,
 )
-from .store import ActiveAccess, CodeLookup, FamilyView, GrantStore, RefreshLookup
+from .store import (
+    ActiveAccess,
+    CodeLookup,
+    FamilyView,
+    GrantStore,
+    RefreshLookup,
+    spent_within_grace,
+)
 from .tokens import TokenMinter, TokenRef
 
 __all__ = [
@@ -27,4 +34,5 @@ __all__ = [
     "SpentCode",
     "TokenMinter",
     "TokenRef",
+    "spent_within_grace",
 ]

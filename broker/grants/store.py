@@ -78,10 +78,13 @@ class RefreshLookup:
         return self.ref.gen == self.view.state.gen
 
     def within_grace(self, now: int, grace: int) -> bool:
-        """The token was spent by the rotation that made the live generation, that
-        rotation happened at most `grace` seconds ago (a second tab, a retry)."""
-        state = self.view.state
-        return self.ref.gen == state.gen - 1 and now - state.issued <= grace
+        return spent_within_grace(self.ref.gen, self.view.state, now, grace)
+
+
+def spent_within_grace(gen: int, state: FamilyState, now: int, grace: int) -> bool:
+    """Generation `gen` was spent by the rotation that made `state`, at most `grace`
+    seconds ago (a second tab, a retry after a lost response). No window when grace is 0."""
+    return grace > 0 and gen == state.gen - 1 and now - state.issued <= grace
 
 
 @dataclass(slots=True)

@@ -238,6 +238,10 @@ class Flow:
         except AuthorizationSourceError as exc:
             log.error("authorization source failed: %s", exc)
             broker.metrics.login(identity.method, "error")
+            if "none" in txn.prompts:
+                # No page may be shown: tell the RP, which can try again (OIDC Core 3.1.2.6).
+                return self._error(request, txn, "temporarily_unavailable",
+                                   "the authorization source is unavailable; retry")
             raise FlowError("error_unavailable", 503) from None
         choices: list[Assignment] = user.valid_assignments(txn.client_id, date.today()) if user else []
         txn.user = user.to_record() if user else {"id": None, "given_name": identity.given_name,

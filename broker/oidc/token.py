@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from ..authz import AuthorizationSourceError, User
 from ..context import Broker
-from ..grants import RefreshLookup
+from ..grants import RefreshLookup, spent_within_grace
 from ..ids import digest
 from .logout import backchannel_task, end_session
 from .server import (
@@ -223,8 +223,7 @@ class TokenEndpoints:
         if moved:
             return *answer, None
         grace = self.broker.settings.tokens.refresh_grace
-        if won is not None and won.gen == change.lookup.ref.gen + 1 and \
-                exchange.now - won.issued <= grace:
+        if won is not None and spent_within_grace(change.lookup.ref.gen, won, exchange.now, grace):
             exchange.answer_as, exchange.change = won, None
             return *self.broker.provider.create_token_response(oauth_req), None
         family = change.lookup.view.family
