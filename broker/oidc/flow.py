@@ -12,6 +12,7 @@ is accepted only for the transaction (and so the browser) it was started for.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from datetime import date
@@ -412,7 +413,8 @@ class Flow:
     # -- helpers -------------------------------------------------------------------------
     async def _form(self, request: Request, txn: LoginTransaction) -> dict[str, str]:
         form = await request.form()
-        if form.get("csrf") != txn.csrf:
+        token = form.get("csrf")
+        if not isinstance(token, str) or not hmac.compare_digest(token.encode(), txn.csrf.encode()):
             raise FlowError("error_csrf", 403)
         return {k: v for k, v in form.items() if isinstance(v, str)}
 

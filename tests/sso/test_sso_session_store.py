@@ -86,3 +86,39 @@ def _digest(cookie: str) -> str:
     from broker.ids import digest
 
     return digest(cookie)
+
+
+async def test_the_user_index_holds_live_sessions_only_over_a_thousand_logins(redis):
+    """A nurse logging in every few minutes for weeks: the index of her sessions never
+    grows past the sessions that can still be alive, and never outlives them."""
+    import redis.asyncio as aioredis
+
+    class Clock:
+        now = float(int(time.time()))
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock, prefix = Clock(), f"idx{secrets.token_hex(4)}:"
+    store = open_store(redis, prefix)
+    sessions = Sessions(store, idle=600, absolute=3600, clock=clock)
+    raw = aioredis.Redis.from_url(redis)
+    try:
+        live: list[str] = []
+        for _ in range(1000):
+            _, session = await sessions.create(USER, identity(int(clock.now)))
+            live.append(session.sid)
+            clock.now += 120  # a new login every two minutes; each session idles out
+        key = f"{prefix}sso-user:{USER['id']}"
+        # Idle timeout 600 s, a login every 120 s: at most 5 sessions can still be live.
+        assert await raw.zcard(key) <= 6
+        assert len(await sessions.sids_of_user(USER["id"])) <= 5
+        assert set(await sessions.sids_of_user(USER["id"])) <= set(live[-6:])
+        # The index expires with its last session (600 s after the last write at most).
+        assert 0 < await raw.ttl(key) <= 600
+        # Ending a session takes it out of the index at once.
+        await sessions.end(live[-1])
+        assert live[-1] not in await sessions.sids_of_user(USER["id"])
+    finally:
+        await raw.aclose()
+        await store.close()
