@@ -266,3 +266,47 @@ def test_future_response_refused(rsa_pki):
     with pytest.raises(RevocationError, match="future"):
         verify_ocsp_response(der, card.cert, card.issuer.cert, nonce=None,
                              now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+
+
+# --- signatures: a genuine answer whose signature does not verify is no answer ------------
+
+def _tampered(der: bytes, signature: bytes) -> bytes:
+    """The same DER with one bit of its signature flipped (nothing else changes)."""
+    assert der.count(signature) == 1
+    bad = bytearray(signature)
+    bad[len(bad) // 2] ^= 0x01
+    return der.replace(signature, bytes(bad))
+
+
+@pytest.mark.parametrize("key_type", ["ec", "rsa"])
+def test_ocsp_response_with_a_broken_signature_refused(rsa_pki, pki, key_type):
+    from cryptography.x509 import ocsp
+
+    source = rsa_pki if key_type == "rsa" else pki
+    card = source.card("anna-hsa")
+    der = source.ocsp_response(build_ocsp_request(card.cert, card.issuer.cert, None))
+    now = dt.datetime.now(dt.UTC)
+    verify_ocsp_response(der, card.cert, card.issuer.cert, nonce=None, now=now)  # genuine: fine
+    signature = ocsp.load_der_ocsp_response(der).signature
+    with pytest.raises(RevocationError, match="signature"):
+        verify_ocsp_response(_tampered(der, signature), card.cert, card.issuer.cert, nonce=None,
+                             now=now)
+
+
+@pytest.mark.parametrize("key_type", ["ec", "rsa"])
+def test_crl_with_a_broken_signature_refused(rsa_pki, pki, key_type):
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from broker.connectors.siths.revocation import verify_crl
+
+    source = rsa_pki if key_type == "rsa" else pki
+    issuer = source.card("anna-hsa").issuer
+    der = source.crl(issuer)
+    if der.lstrip().startswith(b"-----"):
+        der = x509.load_pem_x509_crl(der).public_bytes(Encoding.DER)
+    now = dt.datetime.now(dt.UTC)
+    verify_crl(der, issuer.cert, now=now)  # genuine: fine
+    signature = x509.load_der_x509_crl(der).signature
+    with pytest.raises(RevocationError, match="signed"):
+        verify_crl(_tampered(der, signature), issuer.cert, now=now)
