@@ -66,6 +66,8 @@ class RelyingParty:
     sids: dict[str, str] = field(default_factory=dict)  # sid -> sub, from our ID tokens
     jtis: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    refuse: int = 0  # answer this many back-channel POSTs with 503 (a restarting RP)
+    refused: int = 0
 
     @property
     def url(self) -> str:
@@ -156,6 +158,11 @@ class RelyingParty:
 
     # -- back-channel ---------------------------------------------------------------------
     async def backchannel(self, request: Request) -> Response:
+        with self.lock:
+            if self.refuse > 0:
+                self.refuse -= 1
+                self.refused += 1
+                return Response("restarting", status_code=503)
         problems: list[str] = []
         if request.headers.get("content-type", "").split(";")[0] != "application/x-www-form-urlencoded":
             problems.append("content-type")

@@ -103,3 +103,17 @@ def test_a_dead_backchannel_endpoint_does_not_hold_up_logout(sso):
         # The live RPs hear about it at once, while the dead one is still being tried.
         wait_until(lambda: lifecare.valid_logouts(sid) and mcss.valid_logouts(sid),
                    timeout=1.2, what="the live RPs' logout tokens")
+
+
+def test_a_backchannel_refused_once_is_delivered_on_retry(sso):
+    lifecare = sso.lifecare
+    with sso.browser() as browser:
+        sso.visit(browser, lifecare)
+        sid = lifecare.last.claims["sid"]
+        lifecare.refuse = 1
+        try:
+            browser.get(lifecare.url + "/logout")
+            wait_until(lambda: lifecare.valid_logouts(sid), what="the logout_token after a 503")
+        finally:
+            lifecare.refuse = 0
+    assert lifecare.refused == 1 and len(lifecare.valid_logouts(sid)) == 1
