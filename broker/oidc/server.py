@@ -432,9 +432,10 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
                 isinstance(aud, list) and aud and all(a in audiences for a in aud)):
             raise InvalidClientError(description="the assertion's aud must name this server only")
         now = request.exchange.now
+        # Measured from iat when the client says when it made the assertion, else from now.
         issued = claims.get("iat") if isinstance(claims.get("iat"), int) else now
         longest = self.provider.settings.tokens.client_assertion_max_lifetime
-        if int(claims["exp"]) - max(issued, now) > longest:
+        if int(claims["exp"]) - issued > longest:
             raise InvalidClientError(description=f"the assertion must expire within {longest} s")
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:

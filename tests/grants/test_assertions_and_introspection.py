@@ -8,9 +8,10 @@ import time
 
 import httpx
 import pytest
-from conftest import running_broker
 from joserfc import jwt
-from test_refresh import login, refresh, userinfo
+
+from tests.grants.grants_support import login, refresh, userinfo
+from tests.support.brokers import running_broker
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

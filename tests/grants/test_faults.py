@@ -11,16 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import uvicorn
-from conftest import Gate, running_broker
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from test_refresh import login, refresh, userinfo
 
 from broker.authz.http import HttpSource
 from broker.store import scripts
+from tests.grants.grants_support import login, refresh, userinfo
 from tests.sso.sso_support import RelyingParty
+from tests.support.brokers import Gate, running_broker
 from tests.support.fakes import FakeSource, default_users
 from tests.support.proxy import redis_proxy
 from tests.support.redis import free_port
