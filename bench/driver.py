@@ -115,9 +115,13 @@ class Target:
     secret: str
     redirect_uri: str
     pools: dict[str, deque] = field(default_factory=dict)  # alg -> (code, verifier)
+    # alg -> refresh tokens: the heads of refresh chains, one taken per refresh and its
+    # successor put back, so a chain is only ever used by one worker at a time.
+    chains: dict[str, deque] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.pools = {alg: deque() for alg in self.clients}
+        self.chains = {alg: deque() for alg in self.clients}
         self._next = 0
         self.basic = {alg: "Basic " + base64.b64encode(f"{cid}:{self.secret}".encode()).decode()
                       for alg, cid in self.clients.items()}
@@ -164,7 +168,7 @@ async def login(http: aiohttp.ClientSession, target: Target, alg: str | None = N
 
 
 async def redeem(http: aiohttp.ClientSession, target: Target, alg: str,
-                 check: bool = False) -> float:
+                 check: bool = False, keep_chain: bool = False) -> float:
     """One authorization_code grant with a pre-minted code; times only this request."""
     try:
         code, verifier = target.pools[alg].popleft()
@@ -180,12 +184,37 @@ async def redeem(http: aiohttp.ClientSession, target: Target, alg: str,
     elapsed = time.perf_counter() - began
     if resp.status != 200 or b'"id_token"' not in raw:
         raise Failed(f"{resp.status}: {raw[:200]!r}")
-    if check:
+    if check or keep_chain:
         answer = json.loads(raw)
         header = json.loads(base64.urlsafe_b64decode(answer["id_token"].split(".")[0] + "=="))
         if header.get("alg") != alg or not answer.get("refresh_token"):
             raise Failed(f"expected an {alg} ID token and a refresh token, got {header} "
                          f"and keys {sorted(answer)}")
+        if keep_chain:
+            target.chains[alg].append(answer["refresh_token"])
+    return elapsed
+
+
+async def refresh(http: aiohttp.ClientSession, target: Target, alg: str) -> float:
+    """One refresh_token grant (rotation: the answer's refresh token continues the chain);
+    times only this request."""
+    try:
+        token = target.chains[alg].popleft()
+    except IndexError:
+        raise Exhausted from None
+    body = urlencode({"grant_type": "refresh_token", "refresh_token": token})
+    headers = {"Authorization": target.basic[alg],
+               "Content-Type": "application/x-www-form-urlencoded"}
+    began = time.perf_counter()
+    async with http.post(target.base + target.token_path, data=body, headers=headers) as resp:
+        raw = await resp.read()
+    elapsed = time.perf_counter() - began
+    if resp.status != 200 or b'"id_token"' not in raw:
+        raise Failed(f"{resp.status}: {raw[:200]!r}")
+    successor = json.loads(raw).get("refresh_token")
+    if not successor or successor == token:
+        raise Failed("the refresh token was not rotated")
+    target.chains[alg].append(successor)
     return elapsed
 
 

@@ -38,6 +38,7 @@ from bench.driver import (  # noqa: E402
     ceiling_request,
     login,
     redeem,
+    refresh,
     run_load,
     session,
 )
@@ -175,6 +176,23 @@ class Bench:
             await self.measure(f"{target.label} login-to-code", login_op, server)
             for alg in target.clients:
                 await self.redemption(http, target, alg, server)
+            for alg in target.clients:
+                await self.refreshing(http, target, alg, server)
+
+    async def refreshing(self, http: aiohttp.ClientSession, target: Target, alg: str,
+                         server: Server) -> None:
+        """Refresh-token rotation: twice as many chains as workers, each refreshed in turn."""
+        chains = 2 * self.args.concurrency
+        for _ in range(chains):
+            await login(http, target, alg)
+            await redeem(http, target, alg, keep_chain=True)
+
+        def op() -> Awaitable[float]:
+            return refresh(http, target, alg)
+
+        await self.warm(op)
+        await self.measure(f"{target.label} refresh {alg}", op, server)
+        target.chains[alg].clear()
 
     async def mint(self, http: aiohttp.ClientSession, target: Target, alg: str, needed: int) -> None:
         """Log in until `needed` codes wait for `alg` (or the minting budget is spent)."""
@@ -256,7 +274,8 @@ class Bench:
                                    CLIENT_SECRET, REDIRECT_URI), server)
 
     async def profile(self, redis_url: str, workdir: Path) -> None:
-        """Login-to-code, then code redemption per algorithm, under a profiler in the broker."""
+        """Login-to-code, code redemption and refresh per algorithm, under a profiler in the
+        broker."""
         port = free_port()
         env = {**self.broker_env(port, redis_url, workdir), "BENCH_PROFILE": "1",
                "BENCH_PROFILER": self.args.profiler}
@@ -281,6 +300,16 @@ class Bench:
                     await self.mint(http, target, alg,
                                     int(warm.rate * self.args.seconds * 1.3) + 64)
                     await self.profiled(http, server, f"redemption-{alg}", op)
+                for alg in target.clients:
+                    for _ in range(2 * self.args.concurrency):
+                        await login(http, target, alg)
+                        await redeem(http, target, alg, keep_chain=True)
+
+                    def rotate(alg: str = alg) -> Awaitable[float]:
+                        return refresh(http, target, alg)
+
+                    await self.warm(rotate)
+                    await self.profiled(http, server, f"refresh-{alg}", rotate)
 
     async def profiled(self, http: aiohttp.ClientSession, server: Server, name: str,
                        op: Callable[[], Awaitable[float]]) -> None:
@@ -298,8 +327,9 @@ class Bench:
 
 # -- report ------------------------------------------------------------------------------
 ROWS = ["generator ceiling", "bare Starlette", "broker login-to-code", "broker redemption RS256",
-        "broker redemption ES256", "peer login-to-code", "peer redemption RS256",
-        "peer redemption ES256"]
+        "broker redemption ES256", "broker refresh RS256", "broker refresh ES256",
+        "peer login-to-code", "peer redemption RS256", "peer redemption ES256",
+        "peer refresh RS256", "peer refresh ES256"]
 
 
 def note(result: Result) -> str:
@@ -345,6 +375,12 @@ def ratios(results: list[Result]) -> str:
         ("login-to-code, broker/peer", ratio("broker login-to-code", "peer login-to-code"), None),
         ("redemption RS256, broker/peer", ratio("broker redemption RS256", "peer redemption RS256"), 1.0),
         ("redemption ES256, broker/peer", ratio("broker redemption ES256", "peer redemption ES256"), 1.0),
+        ("refresh RS256, broker/peer", ratio("broker refresh RS256", "peer refresh RS256"), 1.0),
+        ("refresh ES256, broker/peer", ratio("broker refresh ES256", "peer refresh ES256"), 1.0),
+        ("refresh/redemption RS256, broker", ratio("broker refresh RS256",
+                                                   "broker redemption RS256"), 0.8),
+        ("refresh/redemption ES256, broker", ratio("broker refresh ES256",
+                                                   "broker redemption ES256"), 0.8),
         ("redemption RS256, broker/bare", ratio("broker redemption RS256", "bare Starlette"), 0.5),
         ("redemption ES256, broker/bare", ratio("broker redemption ES256", "bare Starlette"), 0.5),
         ("bare Starlette / generator ceiling", ratio("bare Starlette", "generator ceiling"), None),

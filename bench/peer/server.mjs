@@ -49,6 +49,8 @@ const configuration = {
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   // The broker issues a refresh token with every code redemption; so does the peer here.
   issueRefreshToken: async (ctx, oidcClient) => oidcClient.grantTypeAllowed('refresh_token'),
+  // The broker rotates the refresh token at every use; so does the peer here.
+  rotateRefreshToken: true,
   // The broker's lifetimes; codes live as long as its bench codes (pre-minted codes must
   // stay valid until they are redeemed).
   ttl: {
