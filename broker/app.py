@@ -52,7 +52,7 @@ from .security import (
     hygiene_headers,
 )
 from .session import Sessions
-from .store import Store, StoreError, open_store
+from .store import SealingCodec, Store, StoreError, open_store
 from .store.instrumented import InstrumentedStore
 from .web.pages import HERE as WEB_DIR
 from .web.pages import Pages
@@ -77,6 +77,17 @@ def longest_family(settings: Settings) -> int:
     must be remembered."""
     return max([settings.tokens.refresh_token_ttl]
                + [c.refresh_token_ttl or 0 for c in settings.clients])
+
+
+def record_codec(keyring: KeyRing) -> SealingCodec:
+    """Personal identity numbers are sealed wherever they sit in a record (store/codec.py)."""
+    return SealingCodec(keyring.derived_keys("personal data at rest"))
+
+
+def open_state_store(settings: Settings, keyring: KeyRing) -> Store:
+    """The store `store.url` names, sealing personal data with the keys directory's secret."""
+    return open_store(settings.store.url, settings.store.prefix, settings.store.timeout,
+                      codec=record_codec(keyring))
 
 
 def open_keyring(settings: Settings) -> KeyRing:
@@ -134,10 +145,9 @@ def create_app(
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     metrics = Metrics()
-    store = InstrumentedStore(
-        store or open_store(settings.store.url, settings.store.prefix, settings.store.timeout),
-        metrics)
     keyring = open_keyring(settings)
+    store = InstrumentedStore(store or open_state_store(settings, keyring), metrics)
+    store.use_codec(record_codec(keyring))
     # Relying parties' jwks_uri and back-channel logout endpoints.
     http = httpx.AsyncClient(timeout=5.0, follow_redirects=False,
                              transport=metrics.transport("relying_party"))

@@ -26,7 +26,7 @@ from .oidc.clients import ClientRegistry
 from .oidc.logout import end_and_notify
 from .oidc.tokens import Signer
 from .session import Sessions, SsoSession
-from .store import Store, StoreError, open_store
+from .store import Store, StoreError
 
 
 @dataclass
@@ -47,17 +47,19 @@ class AdminContext:
 
     @classmethod
     def open(cls, settings: Settings) -> AdminContext:
-        from .app import open_keyring
+        from .app import longest_family, open_keyring, open_state_store
 
         if settings.store.url.startswith("memory://"):
             raise ConfigError(f"{settings.source}: store.url: sessions in the in-memory store live "
                               "inside the server process; this command needs a shared store (Redis)")
-        store = open_store(settings.store.url, settings.store.prefix, settings.store.timeout)
+        keyring = open_keyring(settings)
+        store = open_state_store(settings, keyring)
         http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         return cls(settings=settings, store=store,
                    sessions=Sessions(store, settings.session.idle_timeout,
-                                     settings.session.absolute_timeout),
-                   signer=Signer(open_keyring(settings), settings.issuer),
+                                     settings.session.absolute_timeout,
+                                     remember=longest_family(settings)),
+                   signer=Signer(keyring, settings.issuer),
                    clients=ClientRegistry(settings.clients, http),
                    audit=AuditLog(settings.audit.target), http=http)
 

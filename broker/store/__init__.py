@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from .base import Record, Store, StoreError
+from .codec import Codec, PlainCodec, SealingCodec
 from .memory import MemoryStore
 
-__all__ = ["MemoryStore", "Record", "Store", "StoreError", "open_store"]
+__all__ = ["Codec", "MemoryStore", "PlainCodec", "Record", "SealingCodec", "Store", "StoreError",
+           "open_store"]
 
 SCHEMES = ("redis://", "rediss://", "redis+sentinel://", "memory://")
 
 
-def open_store(url: str, prefix: str = "broker:", timeout: float = 2.0) -> Store:
-    """Build the store named by `store.url`."""
+def open_store(url: str, prefix: str = "broker:", timeout: float = 2.0,
+               codec: Codec | None = None) -> Store:
+    """Build the store named by `store.url`; `codec` decides how records look at rest."""
     if url.startswith("memory://"):
-        return MemoryStore()
+        return MemoryStore(codec=codec)
     if url.startswith(SCHEMES):
         from .redis import RedisStore
 
-        return RedisStore.from_url(url, prefix=prefix, timeout=timeout)
+        return RedisStore.from_url(url, prefix=prefix, timeout=timeout, codec=codec)
     raise ValueError(f"unsupported store URL scheme; use one of {', '.join(SCHEMES)}")

@@ -7,7 +7,10 @@ objects; every record has a TTL so nothing outlives its purpose.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .codec import Codec
 
 Record = dict[str, Any]
 
@@ -69,6 +72,10 @@ class Store(Protocol):
 
     async def ttl(self, key: str) -> int | None:
         """Seconds left for `key`, or None when it does not exist."""
+
+    def use_codec(self, codec: Codec) -> None:
+        """How records look at rest from now on (the app factory seals personal data with
+        a key of the keys directory); called before the first record is written."""
 
     async def ping(self) -> None:
         """Raise StoreError when the store does not answer."""

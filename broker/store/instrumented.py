@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .base import Record, Store
+from .codec import Codec
 
 if TYPE_CHECKING:
     from ..metrics import Metrics
@@ -81,6 +82,9 @@ class InstrumentedStore:
 
     async def ttl(self, key: str) -> int | None:
         return await self._timed("ttl", lambda: self.inner.ttl(key))
+
+    def use_codec(self, codec: Codec) -> None:
+        self.inner.use_codec(codec)
 
     async def ping(self) -> None:
         await self._timed("ping", self.inner.ping)

@@ -6,24 +6,22 @@ the same in production; it is never shared between processes.
 
 from __future__ import annotations
 
-import copy
-import json
 import time
 
 from .base import Record
+from .codec import Codec, PlainCodec
 
 
 class _Index(dict):
     """An index (member -> expiry), told apart from JSON records stored as dicts."""
 
 
-def _is_record(value: object) -> bool:
-    return not isinstance(value, _Index)
-
-
 class MemoryStore:
-    def __init__(self, clock=time.monotonic) -> None:
+    def __init__(self, clock=time.monotonic, codec: Codec | None = None) -> None:
         self._clock = clock
+        self._codec = codec or PlainCodec()
+        # Records are kept encoded, as Redis keeps them: callers never share objects, and
+        # sealed fields stay sealed in memory too.
         self._data: dict[str, tuple[float, object]] = {}
 
     def _live(self, key: str) -> object | None:
@@ -44,8 +42,7 @@ class MemoryStore:
 
     async def put(self, key: str, value: Record, ttl: int) -> None:
         self._sweep()
-        # A JSON round trip keeps the semantics of a real store: callers never share objects.
-        self._data[key] = (self._clock() + ttl, json.loads(json.dumps(value)))
+        self._data[key] = (self._clock() + ttl, self._codec.encode(value))
 
     async def put_many(self, items: list[tuple[str, Record, int]]) -> None:
         for key, value, ttl in items:
@@ -57,9 +54,11 @@ class MemoryStore:
         await self.put(key, value, ttl)
         return True
 
+    def _record(self, value: object) -> Record | None:
+        return self._codec.decode(value) if isinstance(value, bytes) else None
+
     async def get(self, key: str) -> Record | None:
-        value = self._live(key)
-        return copy.deepcopy(value) if isinstance(value, dict) and _is_record(value) else None
+        return self._record(self._live(key))
 
     async def get_many(self, keys: list[str]) -> list[Record | None]:
         return [await self.get(k) for k in keys]
@@ -69,7 +68,7 @@ class MemoryStore:
         if value is None:
             return None
         del self._data[key]
-        return value if isinstance(value, dict) and _is_record(value) else None
+        return self._record(value)
 
     async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> bool:
         if self._live(key) is None:
@@ -83,12 +82,13 @@ class MemoryStore:
                               items: list[tuple[str, Record, int]] | None = None,
                               ) -> tuple[bool, Record | None]:
         current = self._live(key)
+        record = self._record(current)
         if expected is None:
             ok = current is None
         else:
-            ok = isinstance(current, dict) and str(current.get(field)) == str(expected)
+            ok = record is not None and str(record.get(field)) == str(expected)
         if not ok:
-            return False, copy.deepcopy(current) if isinstance(current, dict) else None
+            return False, record
         await self.put(key, value, ttl)
         await self.put_many(items or [])
         return True, None
@@ -132,6 +132,9 @@ class MemoryStore:
         if self._live(key) is None:
             return None
         return max(0, int(self._data[key][0] - self._clock()))
+
+    def use_codec(self, codec: Codec) -> None:
+        self._codec = codec
 
     async def ping(self) -> None:
         return None

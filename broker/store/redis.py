@@ -12,7 +12,6 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
@@ -21,6 +20,7 @@ from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
 from . import scripts
 from .base import Record, StoreError
+from .codec import Codec, PlainCodec
 from .pipelining import AutoPipeline
 
 
@@ -100,16 +100,18 @@ class RedisStore:
     (see scripts.py), so the retry returns the first run's outcome."""
 
     def __init__(self, client: aioredis.Redis, prefix: str = "broker:",
-                 retry_pause: float = 0.05) -> None:
+                 retry_pause: float = 0.05, codec: Codec | None = None) -> None:
         self._r = client
         self._p = prefix
+        self._codec = codec or PlainCodec()
         self._pause = retry_pause
         # Single commands share a pipeline with those of other requests in flight.
         self._pipeline = AutoPipeline(client)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "broker:", timeout: float = 2.0) -> RedisStore:
-        return cls(connect(url, timeout=timeout), prefix)
+    def from_url(cls, url: str, prefix: str = "broker:", timeout: float = 2.0,
+                 codec: Codec | None = None) -> RedisStore:
+        return cls(connect(url, timeout=timeout), prefix, codec=codec)
 
     def _k(self, key: str) -> str:
         return self._p + key
@@ -118,9 +120,13 @@ class RedisStore:
         # Next to the key it guards (same hash tag, so the same cluster slot).
         return f"{self._p}{key}|op:{new_op_id()}"
 
-    @staticmethod
-    def _load(raw: bytes | None) -> Record | None:
-        return None if raw is None else orjson.loads(raw)
+    def _load(self, raw: bytes | None) -> Record | None:
+        if raw is None:
+            return None
+        try:
+            return self._codec.decode(raw)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from exc
 
     async def _run(self, *args: Any) -> Any:
         try:
@@ -135,7 +141,7 @@ class RedisStore:
             raise StoreError(str(exc) or type(exc).__name__) from exc
 
     async def put(self, key: str, value: Record, ttl: int) -> None:
-        await self._run("SET", self._k(key), orjson.dumps(value), "EX", int(ttl))
+        await self._run("SET", self._k(key), self._codec.encode(value), "EX", int(ttl))
 
     async def put_many(self, items: list[tuple[str, Record, int]]) -> None:
         if items:
@@ -143,7 +149,7 @@ class RedisStore:
 
     async def put_new(self, key: str, value: Record, ttl: int) -> bool:
         return bool(await self._run("EVAL", scripts.PUT_NEW, 2, self._k(key), self._op(key),
-                                    OP_TTL, orjson.dumps(value), int(ttl)))
+                                    OP_TTL, self._codec.encode(value), int(ttl)))
 
     async def get(self, key: str) -> Record | None:
         return self._load(await self._run("GET", self._k(key)))
@@ -157,7 +163,7 @@ class RedisStore:
         keys, args = [], []
         for key, value, ttl in items:
             keys.append(self._k(key))
-            args.extend((orjson.dumps(value), int(ttl)))
+            args.extend((self._codec.encode(value), int(ttl)))
         return keys, args
 
     async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> bool:
@@ -173,7 +179,7 @@ class RedisStore:
         keys, args = self._items(items or [])
         want = "" if expected is None else str(expected)
         reply = await self._run("EVAL", scripts.COMPARE_AND_PUT, 2 + len(keys), self._k(key),
-                                self._op(key), *keys, OP_TTL, field, want, orjson.dumps(value),
+                                self._op(key), *keys, OP_TTL, field, want, self._codec.encode(value),
                                 int(ttl), *args)
         if reply[0] == 1:
             return True, None
@@ -205,6 +211,9 @@ class RedisStore:
     async def ttl(self, key: str) -> int | None:
         left = await self._run("TTL", self._k(key))
         return None if left < 0 else int(left)
+
+    def use_codec(self, codec: Codec) -> None:
+        self._codec = codec
 
     async def ping(self) -> None:
         try:

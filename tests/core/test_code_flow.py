@@ -3,7 +3,6 @@
 import base64
 import hashlib
 import json
-import time
 
 import httpx
 import pytest
@@ -159,24 +158,28 @@ def test_code_is_bound_to_client_and_redirect_uri(broker_server):
     assert rp.token(code).status_code == 200
 
 
-def test_refresh_rotation_reuse_detection_and_grace(broker_server):
-    rp = broker_server.rp()
-    with broker_server.browser() as browser:
-        tokens = rp.token(rp.login(browser)).json()
-    first_rt = tokens["refresh_token"]
-    rotated = rp.refresh(first_rt)
-    assert rotated.status_code == 200, rotated.text
-    second = rotated.json()
-    assert second["refresh_token"] != first_rt
-    assert rp.verify(second["id_token"])["sub"] == "u-anna"
-    # Inside the grace window a concurrent tab may use the spent token once more.
-    assert rp.refresh(first_rt).status_code == 200
-    time.sleep(2.5)
-    # Outside it, reuse of a spent token revokes the whole family.
-    reuse = rp.refresh(first_rt)
-    assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
-    assert rp.refresh(second["refresh_token"]).json()["error"] == "invalid_grant"
-    assert rp.http.get("/userinfo", headers={"Authorization": "Bearer " + second["access_token"]}).status_code == 401
+def test_refresh_rotation_reuse_detection_and_grace(redis, tmp_path):
+    from tests.support.brokers import FakeClock, running_broker
+
+    clock = FakeClock()
+    with running_broker(redis, tmp_path, clock=clock, tokens={"refresh_grace": 2}) as b:
+        rp = b.rp()
+        with b.browser() as browser:
+            tokens = rp.token(rp.login(browser)).json()
+        first_rt = tokens["refresh_token"]
+        rotated = rp.refresh(first_rt)
+        assert rotated.status_code == 200, rotated.text
+        second = rotated.json()
+        assert second["refresh_token"] != first_rt
+        assert rp.verify(second["id_token"])["sub"] == "u-anna"
+        # Inside the grace window a concurrent tab may use the spent token once more.
+        assert rp.refresh(first_rt).status_code == 200
+        clock.advance(3)
+        # Outside it, reuse of a spent token revokes the whole family.
+        reuse = rp.refresh(first_rt)
+        assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
+        assert rp.refresh(second["refresh_token"]).json()["error"] == "invalid_grant"
+        assert rp.http.get("/userinfo", headers={"Authorization": "Bearer " + second["access_token"]}).status_code == 401
 
 
 def test_refresh_token_of_another_client_is_refused(broker_server):

@@ -27,7 +27,8 @@ class FakeClock:
     """Wall-clock time that a test moves on (never backwards)."""
 
     def __init__(self) -> None:
-        self.now = time.time()
+        # Whole seconds, as the broker counts them: advancing by n moves every "now" by n.
+        self.now = float(int(time.time()))
 
     def __call__(self) -> float:
         return self.now
