@@ -53,6 +53,7 @@ from .security import (
 )
 from .session import Sessions
 from .store import SealingCodec, Store, StoreError, open_store
+from .store.epoch import StoreEpoch
 from .store.instrumented import InstrumentedStore
 from .web.pages import HERE as WEB_DIR
 from .web.pages import Pages
@@ -87,7 +88,8 @@ def record_codec(keyring: KeyRing) -> SealingCodec:
 def open_state_store(settings: Settings, keyring: KeyRing) -> Store:
     """The store `store.url` names, sealing personal data with the keys directory's secret."""
     return open_store(settings.store.url, settings.store.prefix, settings.store.timeout,
-                      codec=record_codec(keyring))
+                      codec=record_codec(keyring), replicas=settings.store.replicas,
+                      replica_timeout=settings.store.replica_timeout)
 
 
 def open_keyring(settings: Settings) -> KeyRing:
@@ -191,7 +193,8 @@ def create_app(
         routes.extend(part.routes())
     routes.append(Route("/healthz", _healthz, methods=["GET"]))
     routes.append(Route("/favicon.ico", lambda request: Response(status_code=204), methods=["GET"]))
-    routes.append(Route("/readyz", _readyz(broker), methods=["GET"]))
+    epoch = StoreEpoch(store, clock)
+    routes.append(Route("/readyz", _readyz(broker, epoch), methods=["GET"]))
     for name, connector in broker.connectors.items():
         routes.append(Mount(f"/login/{name}", routes=connector.routes()))
     for path, sub_app in broker.extra_mounts.items():
@@ -216,6 +219,8 @@ def create_app(
         # (measured in bench/: redemption p99 halved). Collect first: freeze nothing dead.
         gc.collect()
         gc.freeze()
+        with contextlib.suppress(StoreError):  # a store down at start-up: readiness says so
+            await epoch.mark()
         try:
             yield
         finally:
@@ -252,10 +257,15 @@ async def _answers(check: Callable[[], Any], errors: tuple[type[Exception], ...]
     return "ok"
 
 
-def _readyz(broker: Broker) -> Callable[[Request], Any]:
+def _readyz(broker: Broker, epoch: StoreEpoch) -> Callable[[Request], Any]:
+    async def store_ready() -> None:
+        await broker.store.ping()
+        if await epoch.check():
+            broker.metrics.error("store_data_lost")
+
     async def readyz(request: Request) -> Response:
         store, source = await asyncio.gather(
-            _answers(broker.store.ping, (StoreError,)),
+            _answers(store_ready, (StoreError,)),
             _answers(broker.source.ping, (AuthorizationSourceError,)))
         checks = {"store": store, "keys": "ok" if not broker.keyring.missing() else "missing",
                   "authorization": source}

@@ -75,6 +75,11 @@ class StoreSettings(_Model):
     url: str = "memory://"
     prefix: str = "broker:"
     timeout: float = Field(2.0, gt=0)
+    # Replicas that must have every write before it counts as done (Redis WAIT). With
+    # Sentinel, 1: a write only the old master had is lost when a replica is promoted.
+    replicas: int = Field(0, ge=0, le=5)
+    # How long a write waits for those replicas before it fails (a clean 503).
+    replica_timeout: float = Field(0.5, gt=0, le=10)
 
     @field_validator("url")
     @classmethod

@@ -16,13 +16,30 @@ import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+# Commands that change nothing; every other command the store sends is a write.
+READS = frozenset({"GET", "MGET", "TTL", "ZRANGEBYSCORE", "PING", "ROLE"})
+
+
+class NotReplicated(RedisConnectionError):
+    """A write the master took but not enough replicas acknowledged in time: it may be
+    lost in a fail-over, so it is not reported as done (the store retries it once, with
+    its operation key, like a lost reply)."""
 
 
 class AutoPipeline:
-    """Queues commands and sends the queue as one non-transactional pipeline per loop turn."""
+    """Queues commands and sends the queue as one non-transactional pipeline per loop turn.
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    With `replicas` > 0 every batch that writes ends with `WAIT replicas timeout`, and its
+    writes succeed only when that many replicas have them (Redis replicates
+    asynchronously: a write only the master had is gone once a replica is promoted)."""
+
+    def __init__(self, client: aioredis.Redis, replicas: int = 0,
+                 replica_timeout_ms: int = 500) -> None:
         self._client = client
+        self._replicas = replicas
+        self._wait_ms = replica_timeout_ms
         self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -44,14 +61,24 @@ class AutoPipeline:
             task.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        writes = self._replicas > 0 and any(args[0] not in READS for args, _ in batch)
         try:
-            if len(batch) == 1:
+            if len(batch) == 1 and not writes:
                 replies = [await self._one(batch[0][0])]
             else:
                 pipe = self._client.pipeline(transaction=False)
                 for args, _ in batch:
                     pipe.execute_command(*args)
+                if writes:
+                    pipe.execute_command("WAIT", self._replicas, self._wait_ms)
                 replies = await pipe.execute(raise_on_error=False)
+                if writes:
+                    acked = replies.pop()
+                    if isinstance(acked, Exception) or int(acked) < self._replicas:
+                        failure = NotReplicated(
+                            f"{acked} of {self._replicas} replicas acknowledged the write")
+                        replies = [failure if args[0] not in READS else reply
+                                   for (args, _), reply in zip(batch, replies, strict=True)]
         except BaseException as exc:  # connection lost, timeout, cancelled at shutdown
             for _, future in batch:
                 if not future.done():

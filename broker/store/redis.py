@@ -8,6 +8,8 @@ several deployments.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import secrets
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -16,7 +18,14 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, RedisError, TimeoutError
+from redis.exceptions import (
+    ConnectionError,
+    MasterDownError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+)
 
 from . import scripts
 from .base import Record, StoreError
@@ -84,8 +93,12 @@ def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> aio
     return aioredis.Redis.from_url(url, max_connections=max_connections, **common)
 
 
+log = logging.getLogger(__name__)
+
 # A connection lost or a reply not received in time: the command may or may not have run.
 _LOST = (ConnectionError, TimeoutError, OSError)
+# Answers of a node that is not (or no longer) a master that can keep a write.
+_NOT_MASTER = ("READONLY", "NOREPLICAS", "MASTERDOWN")
 # How long an operation key remembers its outcome: far longer than one retry takes.
 OP_TTL = 60
 
@@ -100,18 +113,25 @@ class RedisStore:
     (see scripts.py), so the retry returns the first run's outcome."""
 
     def __init__(self, client: aioredis.Redis, prefix: str = "broker:",
-                 retry_pause: float = 0.05, codec: Codec | None = None) -> None:
+                 retry_pause: float = 0.05, codec: Codec | None = None, replicas: int = 0,
+                 replica_timeout: float = 0.5, sentinel: SentinelWatch | None = None) -> None:
         self._r = client
         self._p = prefix
         self._codec = codec or PlainCodec()
         self._pause = retry_pause
+        self._replicas = replicas
         # Single commands share a pipeline with those of other requests in flight.
-        self._pipeline = AutoPipeline(client)
+        self._pipeline = AutoPipeline(client, replicas, int(replica_timeout * 1000))
+        self._sentinel = sentinel
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "broker:", timeout: float = 2.0,
-                 codec: Codec | None = None) -> RedisStore:
-        return cls(connect(url, timeout=timeout), prefix, codec=codec)
+                 codec: Codec | None = None, replicas: int = 0,
+                 replica_timeout: float = 0.5) -> RedisStore:
+        client = connect(url, timeout=timeout)
+        watch = SentinelWatch(client, url) if url.startswith("redis+sentinel://") else None
+        return cls(client, prefix, codec=codec, replicas=replicas,
+                   replica_timeout=replica_timeout, sentinel=watch)
 
     def _k(self, key: str) -> str:
         return self._p + key
@@ -129,16 +149,28 @@ class RedisStore:
             raise StoreError(str(exc)) from exc
 
     async def _run(self, *args: Any) -> Any:
+        if self._sentinel is not None:
+            self._sentinel.ensure_started()
         try:
             return await self._pipeline.execute(*args)
         except _LOST:
             await asyncio.sleep(self._pause)
         except RedisError as exc:
+            await self._not_a_writable_master(exc)
             raise StoreError(str(exc)) from exc
         try:
             return await self._pipeline.execute(*args)
         except (RedisError, OSError) as exc:
+            await self._not_a_writable_master(exc)
             raise StoreError(str(exc) or type(exc).__name__) from exc
+
+    async def _not_a_writable_master(self, exc: Exception) -> None:
+        """A node that refuses writes (a demoted master, one that lost its replicas) is
+        left at once: every pooled connection is dropped, so the next command asks the
+        sentinels for the master again instead of writing where nothing survives."""
+        if isinstance(exc, ReadOnlyError | MasterDownError) or (
+                isinstance(exc, ResponseError) and any(m in str(exc) for m in _NOT_MASTER)):
+            await self._r.connection_pool.disconnect(inuse_connections=True)
 
     async def put(self, key: str, value: Record, ttl: int) -> None:
         await self._run("SET", self._k(key), self._codec.encode(value), "EX", int(ttl))
@@ -216,14 +248,74 @@ class RedisStore:
         self._codec = codec
 
     async def ping(self) -> None:
+        """Ready means: the node we talk to is a master, and a write lands (on the
+        replicas too, when `replicas` asks for it). A replica, NOREPLICAS, READONLY or
+        an out-of-memory master are all "not ready"."""
         try:
-            await self._r.ping()
+            role = await self._r.execute_command("ROLE")
         except (RedisError, OSError) as exc:
-            raise StoreError(str(exc)) from exc
+            raise StoreError(str(exc) or type(exc).__name__) from exc
+        if not role or role[0] not in (b"master", "master"):
+            await self._r.connection_pool.disconnect(inuse_connections=True)
+            raise StoreError("the store answers from a replica, not a writable master")
+        await self._run("SET", self._k("ready-probe"), b"1", "EX", 10)
 
     async def close(self) -> None:
+        if self._sentinel is not None:
+            await self._sentinel.aclose()
         await self._pipeline.aclose()
         await self._r.aclose()
+
+
+class SentinelWatch:
+    """Follows the master actively: subscribed to the sentinels' `+switch-master`, it drops
+    every pooled connection the moment they name a new master (a planned switch-over
+    demotes the old master only later, and it takes writes until then that the new
+    master never sees)."""
+
+    def __init__(self, client: aioredis.Redis, url: str) -> None:
+        opts = parse_sentinel_url(url)
+        self._client = client
+        self._service = opts["service"]
+        self._hosts = opts["hosts"]
+        self._password = opts["sentinel_password"]
+        self._task: asyncio.Task[None] | None = None
+
+    def ensure_started(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            for host, port in self._hosts:
+                sentinel = aioredis.Redis(host=host, port=port, password=self._password,
+                                          socket_connect_timeout=2)
+                try:
+                    async with sentinel.pubsub() as pubsub:
+                        await pubsub.subscribe("+switch-master")
+                        async for message in pubsub.listen():
+                            await self._on(message)
+                except (RedisError, OSError):
+                    pass  # that sentinel is gone: listen to the next one
+                finally:
+                    await sentinel.aclose()
+            await asyncio.sleep(1)
+
+    async def _on(self, message: dict) -> None:
+        if message.get("type") != "message":
+            return
+        data = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
+        parts = data.split()
+        if parts and parts[0] == self._service:
+            log.warning("Redis master of %s switched to %s", self._service,
+                        ":".join(parts[3:5]) if len(parts) >= 5 else data)
+            await self._client.connection_pool.disconnect(inuse_connections=True)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
 
 
 def new_op_id() -> str:
