@@ -29,10 +29,13 @@ def test_readiness_is_red_on_a_replica_and_while_writes_fail(tmp_path):
         master = int(master_url.rsplit(":", 1)[1].split("/")[0])
         replica = int(replica_url.rsplit(":", 1)[1].split("/")[0])
         cli(replica, "replicaof", "127.0.0.1", str(master))
-        # The broker pointed at the replica: never ready.
+        # The broker pointed at the replica: never ready, even a replica that takes writes
+        # (replica-read-only no: they are gone at its next resync).
         with running_broker(replica_url, tmp_path / "r") as b:
-            code, body = ready(b.issuer)
-            assert code == 503 and body["checks"]["store"] == "unavailable", body
+            for read_only in ("yes", "no"):
+                cli(replica, "config", "set", "replica-read-only", read_only)
+                code, body = ready(b.issuer)
+                assert code == 503 and body["checks"]["store"] == "unavailable", body
         with running_broker(master_url, tmp_path / "m") as b:
             assert ready(b.issuer)[0] == 200
             # A master that may not write without a replica, and has none in sync.
