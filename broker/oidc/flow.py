@@ -31,6 +31,7 @@ from ..grants import Grant, TokenMinter
 from ..identifiers import mask_personal_number
 from ..security import BROWSER_COOKIE, browser_digest, browser_id
 from ..session import SSO_COOKIE
+from ..store import StoreError
 from .claims import parse_claims_request, release, subject_for, unmet_essential
 from .logout import backchannel_task, end_session
 from .responses import error_to_client, location_params, to_client
@@ -114,13 +115,21 @@ class Flow:
             raise FlowError("error_expired", 410)
         value, new = browser_id(request, broker.cookies)
         digest = browser_digest(value)
-        if txn.browser is None:
-            txn.browser = digest  # the first browser to open the login owns it
-            await broker.transactions.save(txn)
-            broker.metrics.active_logins.started(txn.id, txn.expires)
-        elif txn.browser != digest:
-            raise FlowError("error_wrong_browser", 403)
-        response = await self._resume(request, txn)
+        try:
+            if txn.browser is None:
+                txn.browser = digest  # the first browser to open the login owns it
+                await broker.transactions.save(txn)
+                broker.metrics.active_logins.started(txn.id, txn.expires)
+            elif txn.browser != digest:
+                raise FlowError("error_wrong_browser", 403)
+            response = await self._resume(request, txn)
+        except StoreError as exc:
+            if not new:
+                raise
+            # The binding may have been written before the store failed: the browser must
+            # keep the cookie it was bound with, or its retry is "another browser".
+            log.error("store unavailable: %s", exc)
+            response = broker.pages.error(request, "error_unavailable", status_code=503)
         if new:
             broker.cookies.set(response, BROWSER_COOKIE, value)
         return response

@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import (
     ConnectionError,
@@ -30,7 +31,7 @@ from redis.exceptions import (
 from . import scripts
 from .base import Record, StoreError
 from .codec import Codec, PlainCodec
-from .pipelining import AutoPipeline
+from .pipelining import AutoPipeline, NotReplicated
 
 
 def parse_sentinel_url(url: str) -> dict:
@@ -89,11 +90,25 @@ def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> aio
             password=opts["password"],
             ssl=opts["ssl"],
             max_connections=max_connections,
+            connection_pool_class=MasterPool,
         )
     return aioredis.Redis.from_url(url, max_connections=max_connections, **common)
 
 
 log = logging.getLogger(__name__)
+
+class MasterPool(SentinelConnectionPool):
+    """redis-py's Sentinel pool, except that learning of a new master drops *every*
+    connection to the old one, in use or not: a read from the demoted master (stale while
+    it resyncs) would miss what was just written on the new one."""
+
+    async def get_master_address(self):  # type: ignore[no-untyped-def]
+        previous = self.master_address
+        address = await super().get_master_address()
+        if previous is not None and previous != address:
+            await self.disconnect(inuse_connections=True)
+        return address
+
 
 # A connection lost or a reply not received in time: the command may or may not have run.
 _LOST = (ConnectionError, TimeoutError, OSError)
@@ -120,6 +135,8 @@ class RedisStore:
         self._codec = codec or PlainCodec()
         self._pause = retry_pause
         self._replicas = replicas
+        # How long a write may keep waiting for its replicas (a fail-over's resync).
+        self._patience = 4 * replica_timeout + 1.0
         # Single commands share a pipeline with those of other requests in flight.
         self._pipeline = AutoPipeline(client, replicas, int(replica_timeout * 1000))
         self._sentinel = sentinel
@@ -153,6 +170,8 @@ class RedisStore:
             self._sentinel.ensure_started()
         try:
             return await self._pipeline.execute(*args)
+        except NotReplicated:
+            return await self._until_replicated(args)
         except _LOST:
             await asyncio.sleep(self._pause)
         except RedisError as exc:
@@ -160,9 +179,32 @@ class RedisStore:
             raise StoreError(str(exc)) from exc
         try:
             return await self._pipeline.execute(*args)
+        except NotReplicated:
+            return await self._until_replicated(args)
         except (RedisError, OSError) as exc:
             await self._not_a_writable_master(exc)
             raise StoreError(str(exc) or type(exc).__name__) from exc
+
+    async def _until_replicated(self, args: tuple[Any, ...]) -> Any:
+        """The master took the write but no replica has it yet: right after a fail-over the
+        new master has none until the old one has resynced. Failing now would make the
+        client retry something that already happened (a redemption would then look like
+        a replay), so the write is sent again, with its operation key, until replicas
+        acknowledge it or `replica_patience` runs out (then a clean 503)."""
+        deadline = time.monotonic() + self._patience
+        pause = self._pause
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                return await self._pipeline.execute(*args)
+            except NotReplicated as exc:
+                if time.monotonic() + pause > deadline:
+                    raise StoreError(str(exc)) from exc
+            except (RedisError, OSError) as exc:
+                if time.monotonic() + pause > deadline:
+                    raise StoreError(str(exc) or type(exc).__name__) from exc
+                await self._not_a_writable_master(exc)
+            pause = min(pause * 2, 0.4)
 
     async def _not_a_writable_master(self, exc: Exception) -> None:
         """A node that refuses writes (a demoted master, one that lost its replicas) is

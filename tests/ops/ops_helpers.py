@@ -40,7 +40,8 @@ BERTIL = "198505152384"    # two assignments: the picker page comes first
 
 def write_config(directory: Path, *, issuer: str, store_url: str, metrics_port: int,
                  prefix: str | None = None, trusted_proxies: list[str] | None = None,
-                 graceful: int = 10, keys_dir: Path | None = None) -> Path:
+                 graceful: int = 10, keys_dir: Path | None = None,
+                 store: dict | None = None) -> Path:
     """A broker.yaml for replicas; keys are made once so every replica signs alike."""
     directory.mkdir(parents=True, exist_ok=True)
     keys = keys_dir or directory / "keys"
@@ -50,7 +51,8 @@ def write_config(directory: Path, *, issuer: str, store_url: str, metrics_port: 
         ring.generate_missing()
     config = {
         "issuer": issuer,
-        "store": {"url": store_url, "prefix": prefix or f"ops{secrets.token_hex(4)}:"},
+        "store": {"url": store_url, "prefix": prefix or f"ops{secrets.token_hex(4)}:",
+                  **(store or {})},
         "keys": {"dir": str(keys), "generate": False},
         "audit": {"target": str(directory / "audit.log")},
         "metrics": {"port": metrics_port},
@@ -223,6 +225,25 @@ class Login:
         assert body["id_token"] and body["access_token"], body
         return body
 
+    def still_works(self, base: str, tokens: dict) -> bool:
+        """After the fact: the refresh token refreshes and the SSO cookie still logs in
+        (prompt=none gets a code), i.e. nothing of this login was lost."""
+        r = httpx.post(base + "/token", auth=("rp-basic", SECRET), timeout=10, data={
+            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+        if r.status_code != 200:
+            return False
+        _, challenge = pkce()
+        params = {"response_type": "code", "client_id": "rp-basic", "redirect_uri": REDIRECT,
+                  "scope": "openid", "state": "s", "nonce": "n", "prompt": "none",
+                  "code_challenge": challenge, "code_challenge_method": "S256"}
+        r = self.browser.get(base + "/authorize?" + urlencode(params))
+        for _ in range(5):
+            location = r.headers.get("location", "")
+            if location.startswith(REDIRECT) or r.status_code not in (302, 303):
+                break
+            r = self.browser.get(base + location if location.startswith("/") else location)
+        return "code=" in r.headers.get("location", "")
+
     def close(self) -> None:
         self.browser.close()
 
@@ -235,6 +256,13 @@ def _checked(r: httpx.Response) -> httpx.Response:
     return r
 
 
+# The Redis settings docs/operations.md recommends with Sentinel (persistence aside): a
+# master refuses writes it cannot replicate (before running them, so a refused write can be
+# retried), and a demoted master resyncs at once instead of after diskless sync's delay.
+RECOMMENDED_REDIS = ("--min-replicas-to-write", "1", "--min-replicas-max-lag", "2",
+                     "--repl-diskless-sync-delay", "0")
+
+
 # -- Redis Sentinel -----------------------------------------------------------------------------
 @dataclass
 class SentinelSet:
@@ -243,6 +271,12 @@ class SentinelSet:
     sentinel_ports: list[int]
     procs: dict[str, subprocess.Popen]
     workdir: Path
+    argv: dict[str, list[str]] = field(default_factory=dict)
+
+    def restart(self, name: str) -> None:
+        """Start a killed redis-server again, as an orchestrator restarts a pod (empty:
+        no persistence here; the sentinels make it a replica of the new master)."""
+        self.procs[name] = _redis(self.argv[name], self.workdir / f"{name}-again.log")
 
     @property
     def url(self) -> str:
@@ -276,8 +310,10 @@ def _redis(args: list[str], log: Path) -> subprocess.Popen:
 
 
 @contextmanager
-def sentinel_set(down_after_ms: int = 1000, failover_timeout_ms: int = 3000) -> Iterator[SentinelSet]:
-    """A master, one replica and three sentinels (quorum 2), all on free loopback ports."""
+def sentinel_set(down_after_ms: int = 1000, failover_timeout_ms: int = 3000,
+                 redis_args: tuple[str, ...] = ()) -> Iterator[SentinelSet]:
+    """A master, one replica and three sentinels (quorum 2), all on free loopback ports;
+    `redis_args` go to both redis-servers (e.g. the broker's recommended settings)."""
     for binary in ("redis-server", "redis-sentinel", "redis-cli"):
         if shutil.which(binary) is None:
             raise RuntimeError(f"{binary} is not installed (bash .ci/setup installs it)")
@@ -285,16 +321,17 @@ def sentinel_set(down_after_ms: int = 1000, failover_timeout_ms: int = 3000) -> 
     master, replica = free_port(), free_port()
     sentinels = [free_port() for _ in range(3)]
     procs: dict[str, subprocess.Popen] = {}
-    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *redis_args]
     try:
         (workdir / "m").mkdir()
         (workdir / "r").mkdir()
-        procs["master"] = _redis(["redis-server", "--port", str(master), "--dir", str(workdir / "m"),
-                                  *common], workdir / "master.log")
+        argv = {"master": ["redis-server", "--port", str(master), "--dir", str(workdir / "m"),
+                           *common],
+                "replica": ["redis-server", "--port", str(replica), "--dir", str(workdir / "r"),
+                            "--replicaof", "127.0.0.1", str(master), *common]}
+        procs["master"] = _redis(argv["master"], workdir / "master.log")
         wait_for_port(master)
-        procs["replica"] = _redis(["redis-server", "--port", str(replica), "--dir", str(workdir / "r"),
-                                   "--replicaof", "127.0.0.1", str(master), *common],
-                                  workdir / "replica.log")
+        procs["replica"] = _redis(argv["replica"], workdir / "replica.log")
         wait_for_port(replica)
         for i, port in enumerate(sentinels):
             conf = workdir / f"sentinel-{i}.conf"
@@ -307,7 +344,7 @@ def sentinel_set(down_after_ms: int = 1000, failover_timeout_ms: int = 3000) -> 
             procs[f"sentinel{i}"] = _redis(["redis-sentinel", str(conf)], workdir / f"sentinel-{i}.log")
         for port in sentinels:
             wait_for_port(port)
-        s = SentinelSet(master, replica, sentinels, procs, workdir)
+        s = SentinelSet(master, replica, sentinels, procs, workdir, argv)
         _wait(lambda: s.role(replica) == "slave" and _link_up(replica), 15, "replica in sync")
         _wait(lambda: all(_sentinel_sees_replica(p) for p in sentinels), 15, "sentinels see replica")
         _wait(lambda: all(_sentinel_peers(p) == 2 for p in sentinels), 15, "sentinels see each other")
