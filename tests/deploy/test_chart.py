@@ -2,7 +2,7 @@
 
 Renders helm/broker with the default values and with each file in helm/ci/, then asserts on
 the manifests. Needs helm: without it these tests fail (never skip) and say to run
-`bash .ci/helm-check`, which installs it.
+`bash .ci/setup`, which installs it.
 """
 
 from __future__ import annotations
