@@ -59,3 +59,20 @@ def test_a_callback_from_another_issuer_is_refused(mcss):
     forged = str(httpx.URL(callback).copy_set_param("iss", "https://evil.example"))
     with pytest.raises(ValueError, match="another issuer"):
         module["finish_login"](key, forged, saved)
+
+
+def test_the_client_assertion_follows_the_private_key_jwt_rules(mcss):
+    """What docs/integration.md says the broker requires of a client assertion: aud the
+    token endpoint, exp at most 300 s after iat, a jti that is new every time."""
+    from joserfc import jwt
+
+    module, key = mcss
+    client, meta = module["_client"](key)
+    auth = client.client_auth(client.token_endpoint_auth_method)  # at the token endpoint
+    first, second = (jwt.decode(module["ShortLivedPrivateKeyJWT"](
+        meta["token_endpoint"], alg="ES256").sign(auth, meta["token_endpoint"]), key).claims
+        for _ in range(2))
+    assert first["aud"] == meta["token_endpoint"]
+    assert first["iss"] == first["sub"] == "mcss"
+    assert 0 < first["exp"] - first["iat"] <= 300
+    assert first["jti"] != second["jti"]
