@@ -94,11 +94,19 @@ def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def broker_yaml(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    return yaml.safe_load(only(docs, "ConfigMap")["data"]["broker.yaml"])
+    """The rendered configuration (the ConfigMap that holds broker.yaml; the Grafana
+    dashboard is another ConfigMap)."""
+    found = [d for d in kinds(docs, "ConfigMap") if "broker.yaml" in d.get("data", {})]
+    assert len(found) == 1, f"expected one ConfigMap with broker.yaml, found {len(found)}"
+    return yaml.safe_load(found[0]["data"]["broker.yaml"])
 
+
+#: The operator's example (docs/operations.md), rendered and validated like the CI files.
+PRODUCTION = str(CHART / "values-production.yaml")
 
 VALUES_SETS = {
     "default": (),
     "all-features": ("all-features.yaml",),
     "inline-secrets": ("inline-secrets.yaml",),
+    "production": (PRODUCTION,),
 }
