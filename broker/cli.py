@@ -94,23 +94,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the broker")
-    p.add_argument("--config", required=True)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--config", required=True, help="the broker.yaml to serve")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1; 0.0.0.0 in a container)")
+    p.add_argument("--port", type=int, default=8080, help="HTTP port (default: 8080)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes (default: 1; prefer more pods to more workers)")
     p.add_argument("--graceful-timeout", type=int, default=None,
                    help="seconds to finish in-flight requests (default: http.graceful_shutdown_seconds)")
-    p.add_argument("--log-level", default="info")
+    p.add_argument("--log-level", default="info",
+                   help="debug, info, warning or error (default: info)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check-config", help="validate a config file without serving")
-    p.add_argument("--config", required=True)
+    p.add_argument("--config", required=True, help="the broker.yaml to check (exit 2 on errors)")
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("keys", help="signing keys and the shared secret: generate, rotate, "
                                     "rotate-secret, list")
-    p.add_argument("keys_command", choices=["generate", "rotate", "rotate-secret", "list"])
-    p.add_argument("--config", required=True)
+    p.add_argument("keys_command", choices=["generate", "rotate", "rotate-secret", "list"],
+                   help="generate missing keys (and the shared secret), promote the next key, "
+                        "replace the shared secret, or list them")
+    p.add_argument("--config", required=True, help="the broker.yaml whose keys.dir to use")
     p.set_defaults(func=cmd_keys)
 
     _optional_commands(sub)

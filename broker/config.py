@@ -233,6 +233,10 @@ class Settings(_Model):
     http: HttpSettings = HttpSettings()
     audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()
+    # Discovery's service_documentation: where RP developers read how to integrate (e.g. a
+    # published copy of docs/integration.md). Unset, discovery leaves the field out rather
+    # than point at a page the broker does not serve.
+    service_documentation: str | None = None
     # Secret for pairwise subject identifiers; required when any client uses them.
     pairwise_salt: str | None = Field(None, min_length=16, repr=False)
     clients: list[ClientSettings] = Field(default_factory=list)
@@ -246,6 +250,11 @@ class Settings(_Model):
     def _issuer(cls, v: str) -> str:
         check_url(v, allow_query=False)
         return v.rstrip("/")
+
+    @field_validator("service_documentation")
+    @classmethod
+    def _documentation(cls, v: str | None) -> str | None:
+        return None if v is None else check_url(v)
 
     @model_validator(mode="after")
     def _clients(self) -> Settings:

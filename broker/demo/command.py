@@ -189,10 +189,11 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def banner(demo: Demo) -> str:
+def banner(demo: Demo, *, temporary: bool = False) -> str:
     base = demo.base_url
+    kept = "removed when the demo stops" if temporary else "kept"
     text = f"""
-  Broker demo is running (files in {demo.workdir}).
+  Broker demo is running (files in {demo.workdir}: {kept}).
 
     Demo relying party:    {base}/demo-rp/          <- start here: "Logga in i Lifecare (demo)"
     BankID simulator app:  {base}/bankid-simulator/app   (approve pending orders as a test person)
@@ -227,8 +228,43 @@ def banner(demo: Demo) -> str:
     return text + "\n  Ctrl-C stops.\n"
 
 
+#: Signals that stop the demo (Ctrl-C, `kill`, the terminal closing), cleanly: servers
+#: stopped, the temporary directory removed.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Stopped(Exception):
+    """A stop signal arrived before (or after) the servers were running."""
+
+
+def _raise_stopped(signum: int, frame: Any) -> None:
+    raise _Stopped(signum)
+
+
 def run(args: argparse.Namespace) -> int:
+    """Run the demo until a stop signal. Without `--dir` its files (private keys, the test
+    PKI and cards, an audit log with personal identity numbers) live in a new temporary
+    directory that is removed on the way out, however the demo stops short of SIGKILL."""
+    # A signal ignored when we start (SIGHUP under nohup) stays ignored.
+    signals = tuple(s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN)
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in signals}
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="broker-demo-"))
+    try:
+        return _run(args, workdir, signals, temporary=not args.dir)
+    except _Stopped:
+        print("  Broker demo stopped.", flush=True)
+        return 0
+    finally:
+        for sig in signals:  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
+        if not args.dir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(args: argparse.Namespace, workdir: Path, signals: tuple[signal.Signals, ...], *,
+         temporary: bool) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     demo = None
     try:
@@ -242,15 +278,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"broker demo: {exc}", file=sys.stderr)
         return 2
     try:
-        print(banner(demo), flush=True)
-        asyncio.run(_serve_until_signal(demo, servers))
+        print(banner(demo, temporary=temporary), flush=True)
+        asyncio.run(_serve_until_signal(demo, servers, signals))
     finally:
         demo.close()
     print("  Broker demo stopped.", flush=True)
     return 0
 
 
-async def _serve_until_signal(demo: Demo, servers: list[uvicorn.Server]) -> None:
+async def _serve_until_signal(demo: Demo, servers: list[uvicorn.Server],
+                              signals: tuple[signal.Signals, ...]) -> None:
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -259,20 +296,25 @@ async def _serve_until_signal(demo: Demo, servers: list[uvicorn.Server]) -> None
                 server.force_exit = True
             server.should_exit = True
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in signals:
         loop.add_signal_handler(sig, stop)
     try:
         await demo.serve(servers)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             loop.remove_signal_handler(sig)
+            # remove_signal_handler restores the default action (death by the signal for
+            # SIGTERM): until `run` returns, a stop signal still means "clean up and exit".
+            signal.signal(sig, _raise_stopped)
 
 
 def add_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run broker, BankID simulator, SITHS test host and a demo RP "
                                     "in one process")
-    p.add_argument("--host", default="localhost")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="localhost",
+                   help="address to listen on and host name in the URLs (default: localhost)")
+    p.add_argument("--port", type=int, default=8080,
+                   help="port of the broker, the demo RP and the BankID simulator (default: 8080)")
     p.add_argument("--siths-port", type=int, default=None,
                    help=f"port of the SITHS (client certificate) host, https "
                         f"(default: --port + {SITHS_PORT_OFFSET}, i.e. 8443)")
@@ -281,7 +323,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-siths", action="store_true",
                    help="offer BankID only: no SITHS host, no test card")
     p.add_argument("--dir", help="where keys, authorizations, the test cards and the audit log "
-                                 "go (default: a temp dir)")
+                                 "go, kept after the demo stops (default: a temporary "
+                                 "directory, removed when the demo stops)")
     p.add_argument("--auto-approve", metavar="PERSONAL_NUMBER",
                    help="the simulator approves every order as this person after 2 s")
     p.set_defaults(func=run)

@@ -27,7 +27,7 @@ def metadata(broker: Broker) -> dict:
               "name", "given_name", "family_name", "email", PIN, COORDINATION,
               "https://id.oidc.se/claim/deviceIp", "https://id.oidc.se/claim/userCertificate",
               "assignments", *ASSIGNMENT_CLAIMS]
-    return {
+    meta = {
         "issuer": iss,
         "authorization_endpoint": iss + "/authorize",
         "token_endpoint": iss + "/token",
@@ -68,8 +68,11 @@ def metadata(broker: Broker) -> dict:
         "backchannel_logout_session_supported": True,
         "frontchannel_logout_supported": False,
         "https://id.oidc.se/disco/authnProviderSupported": True,
-        "service_documentation": iss + "/",
     }
+    # OPTIONAL in OpenID Connect Discovery: only when the operator names a page that exists.
+    if broker.settings.service_documentation:
+        meta["service_documentation"] = broker.settings.service_documentation
+    return meta
 
 
 class DiscoveryEndpoints:

@@ -5,6 +5,7 @@ callback page (an httpx "browser" that presents the card's certificate)."""
 from __future__ import annotations
 
 import html
+import os
 import re
 import signal
 import ssl
@@ -181,6 +182,65 @@ def test_sigterm_stops_the_demo_cleanly(demo):
     assert "Traceback" not in err, err
     with pytest.raises(httpx.TransportError):
         httpx.get(demo.base + "/demo-rp/", timeout=2)
+    # A directory named with --dir is the person's: kept, keys and cards included.
+    assert (demo.workdir / "keys").is_dir() and (demo.workdir / "siths").is_dir()
+
+
+def _start_in(tmp: Path, *args: str) -> subprocess.Popen:
+    """`broker demo` with its temporary directory under `tmp` (TMPDIR), so the test can see
+    the directory the demo made."""
+    return subprocess.Popen([sys.executable, "-m", "broker.cli", "demo", *args], cwd=ROOT,
+                            env={**os.environ, "TMPDIR": str(tmp)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _stopped(proc: subprocess.Popen, sig: int) -> tuple[int, str, str]:
+    proc.send_signal(sig)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"broker demo did not stop on {signal.Signals(sig).name}:\n{err}")
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize(("sig", "args"), [
+    (signal.SIGTERM, ()),                # kill, a service manager
+    (signal.SIGINT, ("--no-siths",)),   # Ctrl-C
+    (signal.SIGHUP, ("--no-siths",)),   # the terminal window closed
+], ids=["SIGTERM", "SIGINT", "SIGHUP"])
+def test_temporary_directory_is_removed_when_the_demo_stops(tmp_path, sig, args):
+    """Without --dir the demo's files (private keys, test cards, an audit log with personal
+    numbers) are in a directory of their own, removed when the demo stops."""
+    port, siths_port = free_port(), free_port()
+    proc = _start_in(tmp_path, "--port", str(port), "--siths-port", str(siths_port), *args)
+    try:
+        _wait_for(f"http://localhost:{port}/.well-known/openid-configuration")
+        made = list(tmp_path.glob("broker-demo-*"))
+        assert len(made) == 1, made
+        assert (made[0] / "keys").is_dir() and (made[0] / "authz.yaml").is_file()
+    finally:
+        code, out, err = _stopped(proc, sig)
+    assert code == 0, err
+    assert f"files in {made[0]}: removed when the demo stops" in out
+    assert "Broker demo stopped." in out and "Traceback" not in err, err
+    assert not made[0].exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_temporary_directory_is_removed_when_stopped_while_starting(tmp_path):
+    """A person who presses Ctrl-C (or a script that kills the demo) before it is up leaves
+    nothing behind either: the signal arrives while keys and the test PKI are being made."""
+    proc = _start_in(tmp_path, "--port", str(free_port()), "--siths-port", str(free_port()))
+    deadline = time.monotonic() + 30
+    while not list(tmp_path.glob("broker-demo-*")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    code, _out, err = _stopped(proc, signal.SIGTERM)
+    assert code == 0, err
+    assert "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_no_siths_offers_bankid_only(tmp_path):

@@ -5,9 +5,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -15,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.support.tools import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "broker"
@@ -34,19 +34,7 @@ KUBE_VERSION = _pinned("KUBE_VERSION")
 
 @cache
 def helm_binary() -> str:
-    found = shutil.which("helm")
-    if found:
-        return found
-    # Where .ci/helm-check's `go install` puts it when GOPATH/bin is not on PATH.
-    gopath = os.environ.get("GOPATH") or str(Path.home() / "go")
-    candidate = Path(os.environ.get("GOBIN") or Path(gopath) / "bin") / "helm"
-    if candidate.is_file() and os.access(candidate, os.X_OK):
-        return str(candidate)
-    pytest.fail(
-        "helm is not installed: run `bash .ci/helm-check` once (it builds and caches "
-        "helm), then run the tests again",
-        pytrace=False,
-    )
+    return tool("helm")
 
 
 class RenderError(Exception):
@@ -106,11 +94,19 @@ def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def broker_yaml(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    return yaml.safe_load(only(docs, "ConfigMap")["data"]["broker.yaml"])
+    """The rendered configuration (the ConfigMap that holds broker.yaml; the Grafana
+    dashboard is another ConfigMap)."""
+    found = [d for d in kinds(docs, "ConfigMap") if "broker.yaml" in d.get("data", {})]
+    assert len(found) == 1, f"expected one ConfigMap with broker.yaml, found {len(found)}"
+    return yaml.safe_load(found[0]["data"]["broker.yaml"])
 
+
+#: The operator's example (docs/operations.md), rendered and validated like the CI files.
+PRODUCTION = str(CHART / "values-production.yaml")
 
 VALUES_SETS = {
     "default": (),
     "all-features": ("all-features.yaml",),
     "inline-secrets": ("inline-secrets.yaml",),
+    "production": (PRODUCTION,),
 }

