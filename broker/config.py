@@ -166,7 +166,9 @@ class ClientSettings(_Model):
     # Refresh tokens at all. They rotate at every use and end with the SSO session, so
     # `offline_access` is not offered.
     refresh_tokens: bool = True
-    # Claim mapping: rename (`to`), flatten, or drop (`null`) claims for this client.
+    # Claim mapping: rename (`from: to`) or drop (`from: null`) claims for this client, and
+    # release values of the user record under a claim name (`user.accounts.lifecare:
+    # preferred_username`, `user.email: email`, `user.title: title`); see docs/admin.md.
     claims: dict[str, str | None] = Field(default_factory=dict)
     # Structured claims (the `assignments` list) as flat strings, for RPs that need them.
     flat_claims: bool = False
@@ -194,6 +196,14 @@ class ClientSettings(_Model):
             raise ValueError(f"is not a valid JWK set ({exc})") from None
         if any(k.is_private for k in keys):
             raise ValueError("must hold public keys only")
+        return v
+
+    @field_validator("claims")
+    @classmethod
+    def _claims(cls, v: dict[str, str | None]) -> dict[str, str | None]:
+        from .oidc.claims import check_claims_mapping
+
+        check_claims_mapping(v)
         return v
 
     @field_validator("scopes")
