@@ -109,8 +109,9 @@ async def find_user(conn: AsyncConnection, pnr: str | None, hsa: str | None) -> 
     return None
 
 
-async def all_users(conn: AsyncConnection) -> list[User]:
+async def all_users(conn: AsyncConnection, *where: Any) -> list[User]:
+    """Every user (or those matching the `where` conditions), by name."""
     order = (users.c.family_name.asc().nulls_last(), users.c.given_name.asc().nulls_last(),
              users.c.id)
-    rows = (await conn.execute(select(users).order_by(*order))).all()
+    rows = (await conn.execute(select(users).where(*where).order_by(*order))).all()
     return await _with_assignments(conn, rows)
