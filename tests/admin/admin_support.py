@@ -128,7 +128,7 @@ class Outbox:
     port: int = 0
     messages: list[Message] = field(default_factory=list)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         msg = message_from_bytes(envelope.original_content or envelope.content,
                                  policy=policy.default)
         msg["X-Envelope-To"] = ",".join(envelope.rcpt_tos)

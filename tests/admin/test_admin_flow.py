@@ -147,7 +147,7 @@ def test_a_rejected_request_grants_nothing(admin_broker):
     mail = ab.smtp.wait_for("fatima@omsorg.example")
     assert "avslagits" in mail[0]["Subject"] and "Fel enhet" in body(mail[0])
     assert not ab.smtp.to("maria@omsorg.example")
-    rp, done = lifecare_login(ab, NEW_PERSON)
+    _rp, done = lifecare_login(ab, NEW_PERSON)
     assert done.status_code == 403 and "Du saknar behörighet" in done.text
 
 
@@ -161,7 +161,7 @@ def test_an_unreviewed_assignment_ends_at_its_review_date(admin_broker):
         assert it.post(f"/admin/requests/{rid}/approve",
                        data={"csrf": csrf(page.text)}).status_code == 303
     ab.today.value = ab.today.value + days(200)
-    rp, done = lifecare_login(ab, NEW_PERSON)
+    _rp, done = lifecare_login(ab, NEW_PERSON)
     assert done.status_code == 403 and "Du saknar behörighet" in done.text
     with admin_login(ab, IT) as it:
         home = it.get("/admin/")
