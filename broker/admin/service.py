@@ -40,17 +40,11 @@ class ReadOnly(Exception):
 
 
 @dataclass(frozen=True)
-class Actor:
-    """Who makes a change: a logged-in administrator, or a script (`cli:<name>`)."""
+class Actor(Requester):
+    """Who makes a change: a logged-in administrator (with the assignment that makes them
+    one), or a script (`cli:<name>`)."""
 
-    user_id: str
-    name: str | None = None
-    email: str | None = None
-    locale: str = "sv"
     assignment_id: str | None = None
-
-    def requester(self) -> Requester:
-        return Requester(self.user_id, self.name, self.email, self.locale)
 
 
 @dataclass
@@ -134,7 +128,7 @@ class AdminService:
                 raise AdminError(f"no user {grant.user_id}")
             request = await access.create_request(
                 conn, kind="grant", organization_id=organization_id,
-                requester=actor.requester(), user_id=grant.user_id,
+                requester=actor, user_id=grant.user_id,
                 payload=grant.model_dump(mode="json", exclude_none=True))
         self._audit(actor, "request_created", request=request.id, kind="grant",
                     organization=organization_id, user=grant.user_id, after=request.payload)
@@ -143,14 +137,9 @@ class AdminService:
     async def request_end(self, actor: Actor, organization_id: str, user_id: str,
                           assignment_id: str) -> Outcome:
         async with self.transaction() as conn:
-            user = await queries.user_where(conn, "id", user_id)
-            target = next((a for a in user.assignments if a.id == assignment_id), None) \
-                if user else None
-            if user is None or target is None or target.organization.id != organization_id:
-                raise AdminError(f"user {user_id} has no assignment {assignment_id} in this "
-                                 "organisation")
+            user, _ = await access.owned(conn, user_id, assignment_id, organization_id)
             request = await access.create_request(
-                conn, kind="end", organization_id=organization_id, requester=actor.requester(),
+                conn, kind="end", organization_id=organization_id, requester=actor,
                 user_id=user_id, assignment_id=assignment_id)
         self._audit(actor, "request_created", request=request.id, kind="end",
                     organization=organization_id, user=user_id, assignment=assignment_id)

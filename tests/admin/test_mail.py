@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
-from broker.mail import Mail, MailError, Mailer, SmtpSettings
+from broker.mail import Mail, Mailer, MailError, SmtpSettings
 from tests.support.redis import free_port
 
 

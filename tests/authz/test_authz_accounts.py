@@ -84,8 +84,8 @@ async def test_sql_migration_keeps_data_and_adds_accounts(db_url: str) -> None:
                 "id": "u-new", "hsa_id": "SE2321000016-9999", "title": "Enhetschef",
                 "accounts": {"lifecare": "new.one", "mcss": "NEON01"}}))
         async with engine.begin() as conn:
-            with pytest.raises(admin.AdminError, match="accounts.lifecare: the user name "
-                                                       "new.one already belongs to user u-new"):
+            with pytest.raises(admin.AdminError, match=r"accounts\.lifecare: the user name "
+                                                       r"new\.one already belongs to user u-new"):
                 await admin.set_accounts(conn, "u-old", {"lifecare": "new.one"})
         async with engine.connect() as conn:
             new = await queries.user_where(conn, "id", "u-new")

@@ -282,16 +282,23 @@ async def _put_assignment(conn: AsyncConnection, user_id: str, a: Assignment, by
                                                        reviewed_by=by, **values))
 
 
-async def end_assignment(conn: AsyncConnection, user_id: str, assignment_id: str, today: date,
-                         *, organization_id: str | None = None) -> tuple[User, User]:
-    """End an assignment now: it was valid until yesterday (one not yet begun goes)."""
-    before = await queries.user_where(conn, "id", user_id)
-    target = next((a for a in before.assignments if a.id == assignment_id), None) if before \
+async def owned(conn: AsyncConnection, user_id: str, assignment_id: str,
+                 organization_id: str | None) -> tuple[User, Assignment]:
+    """The user and their assignment, in `organization_id` when given; else AdminError."""
+    user = await queries.user_where(conn, "id", user_id)
+    target = next((a for a in user.assignments if a.id == assignment_id), None) if user \
         else None
-    if before is None or target is None or (
+    if user is None or target is None or (
             organization_id is not None and target.organization.id != organization_id):
         raise AdminError(f"user {user_id} has no assignment {assignment_id}"
                          + (" in this organisation" if organization_id else ""))
+    return user, target
+
+
+async def end_assignment(conn: AsyncConnection, user_id: str, assignment_id: str, today: date,
+                         *, organization_id: str | None = None) -> tuple[User, User]:
+    """End an assignment now: it was valid until yesterday (one not yet begun goes)."""
+    before, target = await owned(conn, user_id, assignment_id, organization_id)
     yesterday = today - timedelta(days=1)
     where = and_(assignments.c.user_id == user_id, assignments.c.id == assignment_id)
     if target.valid_from and target.valid_from > yesterday:
@@ -354,13 +361,7 @@ async def confirm(conn: AsyncConnection, user_id: str, assignment_id: str, by: s
 
     Past its review date it has ended; only `reinstate` (municipal IT) brings it back.
     """
-    before = await queries.user_where(conn, "id", user_id)
-    target = next((a for a in before.assignments if a.id == assignment_id), None) if before \
-        else None
-    if before is None or target is None or (
-            organization_id is not None and target.organization.id != organization_id):
-        raise AdminError(f"user {user_id} has no assignment {assignment_id}"
-                         + (" in this organisation" if organization_id else ""))
+    before, target = await owned(conn, user_id, assignment_id, organization_id)
     if target.review_due and target.review_due < today and not reinstate:
         raise AdminError(f"assignment {assignment_id} ended at its review date "
                          f"{target.review_due}; ask municipal IT to grant it again")
