@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..identifiers import mask_personal_number
 from ..validation import error_lines
 from . import present
-from .csvio import CsvError, parse_csv, write_csv
+from .csvio import CsvError, parse_accounts, parse_csv, write_csv
 from .records import AssignmentRecord, UserRecord, user_to_record
 from .sql import admin, queries
 from .sql.engine import create_engine
@@ -112,7 +112,10 @@ def _add_user_commands(commands: Any, db: argparse.ArgumentParser) -> None:
     p.add_argument("--hsa-id", help="the person's HSA-id (SITHS)")
     p.add_argument("--given-name")
     p.add_argument("--family-name")
-    p.add_argument("--email")
+    p.add_argument("--email", help="the work e-mail address")
+    p.add_argument("--title", help="the person's function, e.g. Enhetschef")
+    p.add_argument("--account", action="append", default=[], metavar="SYSTEM=NAME",
+                   help="the user name in a care system, e.g. lifecare=anna.a (repeatable)")
     p.set_defaults(func=run_users_add)
 
     p = sub.add_parser("list", parents=[db], help="list users (personal numbers masked)")
@@ -359,9 +362,14 @@ def run_users_add(args: argparse.Namespace) -> int:
         "given_name": args.given_name,
         "family_name": args.family_name,
         "email": args.email,
+        "title": args.title,
     }
+    accounts, problem = parse_accounts(";".join(args.account))
+    if problem:
+        return _fail(f"--account: {problem}")
     try:
-        record = UserRecord.model_validate({k: v for k, v in data.items() if v is not None})
+        record = UserRecord.model_validate({**{k: v for k, v in data.items() if v is not None},
+                                            "accounts": accounts})
     except ValidationError as exc:
         return _fail(_validation_message(exc))
 

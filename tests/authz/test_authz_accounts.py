@@ -149,3 +149,29 @@ async def test_csv_round_trip_and_columns_an_older_file_lacks(db_url: str) -> No
     with pytest.raises(Exception, match="accounts: write system=user name"):
         parse_csv(bad)
     assert json.dumps  # keep the import list honest
+
+
+def test_cli_users_add_with_title_and_accounts(db_url: str, capsys) -> None:
+    from broker.authz.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(["authz", *argv, "--database-url", db_url])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    assert run("migrate")[0] == 0
+    code, _, err = run("users", "add", "--id", "u-anna", "--personal-number", ANNA_PNR,
+                       "--title", "Sjuksköterska", "--account", "lifecare=anna.a",
+                       "--account", "treserva=ANAN01")
+    assert code == 0, err
+    code, out, _ = run("users", "show", "u-anna")
+    assert "Title:                    Sjuksköterska" in out
+    assert "lifecare: anna.a, treserva: ANAN01" in out
+    code, _, err = run("users", "add", "--hsa-id", "SE2321000016-7777",
+                       "--account", "lifecare=anna.a")
+    assert code == 1 and "already belongs to user u-anna" in err
+    code, _, err = run("users", "add", "--hsa-id", "SE2321000016-7777", "--account", "lifecare")
+    assert code == 1 and "--account: write system=user name" in err
+    code, _, err = run("users", "add", "--hsa-id", "SE2321000016-7777",
+                       "--account", "Life Care=x")
+    assert code == 1 and "--accounts" in err and "system name" in err
