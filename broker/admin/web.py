@@ -23,6 +23,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ..authz import present
 from ..authz.model import Assignment, AuthorizationSourceError, User
 from ..authz.records import AssignmentRecord
 from ..authz.sql.access import GrantRecord
@@ -487,12 +488,10 @@ def _errors(exc: ValidationError) -> dict[str, str]:
     return out
 
 
-def _state(a: Assignment, today: date) -> str:
-    if a.valid_from and today < a.valid_from:
-        return "admin_state_future"
-    if a.valid_to and today > a.valid_to:
-        return "admin_state_expired"
-    if a.review_due and today > a.review_due:
-        return "admin_state_review_passed"
-    return "admin_state_valid"
+_STATE_KEYS = {"not yet valid": "admin_state_future", "expired": "admin_state_expired",
+               "ended at review": "admin_state_review_passed", "valid": "admin_state_valid"}
 
+
+def _state(a: Assignment, today: date) -> str:
+    """The message key of an assignment's state (the CLI's `present.state`, in words)."""
+    return _STATE_KEYS[present.state(a, today)]
