@@ -12,6 +12,7 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,9 @@ def create_app(
     connectors: dict[str, ConnectorFactory] | None = None,
     extra_routes: list[BaseRoute] | None = None,
     clock: Callable[[], float] = time.time,
+    admin_today: Callable[[], date] | None = None,
 ) -> Starlette:
+    """`admin_today` replaces the admin app's clock (tests of review dates)."""
     metrics = Metrics()
     keyring = open_keyring(settings)
     store = InstrumentedStore(store or open_state_store(settings, keyring), metrics)
@@ -153,10 +156,18 @@ def create_app(
     # Relying parties' jwks_uri and back-channel logout endpoints.
     http = httpx.AsyncClient(timeout=5.0, follow_redirects=False,
                              transport=metrics.transport("relying_party"))
-    clients = ClientRegistry(settings.clients, http)
+    admin_client = None
+    if settings.admin is not None:
+        from .admin.login import admin_client as make_admin_client
+
+        # Derived from the shared secret: the same in every replica and worker.
+        admin_client = make_admin_client(settings.admin, settings.issuer,
+                                         keyring.derived_keys("admin client")[0].hex())
+    clients = ClientRegistry([*settings.clients, *([admin_client] if admin_client else [])], http)
     signer = Signer(keyring, settings.issuer)
     minter = TokenMinter(keyring.derived_keys("grant tokens"))
     remember = longest_family(settings)
+    source = source or open_authorization(settings)
     broker = Broker(
         settings=settings,
         store=store,
@@ -172,7 +183,7 @@ def create_app(
         pages=Pages(),
         cookies=Cookies(settings.secure_cookies),
         proxies=TrustedProxies(settings.http.trusted_proxies),
-        source=TimedSource(source or open_authorization(settings), metrics),
+        source=TimedSource(source, metrics),
         audit=AuditLog(settings.audit.target),
         http=http,
         metrics=metrics,
@@ -200,6 +211,10 @@ def create_app(
     for path, sub_app in broker.extra_mounts.items():
         routes.append(Mount(path, app=sub_app))
     routes.append(Mount("/static", app=StaticFiles(directory=str(WEB_DIR / "static")), name="static"))
+    admin_login = None
+    if settings.admin is not None and admin_client is not None:
+        admin_login, admin_routes = _admin_app(broker, source, admin_client, admin_today)
+        routes.extend(admin_routes)
     routes.extend(extra_routes or [])
 
     form_targets = [u for c in settings.clients for u in c.redirect_uris + c.post_logout_redirect_uris]
@@ -236,7 +251,41 @@ def create_app(
                     exception_handlers=_error_handlers(
                         broker, hygiene_headers(csp, settings.secure_cookies)))
     app.state.broker = broker
+    if admin_login is not None:
+        admin_login.app = app  # the admin app redeems its codes at our own token endpoint
     return app
+
+
+def _admin_app(broker: Broker, source: AuthorizationSource, client: Any,
+               today: Callable[[], date] | None) -> tuple[Any, list[BaseRoute]]:
+    """The access administration app at /admin (broker/admin), a client of this broker."""
+    from .admin.login import AdminLogin
+    from .admin.messages import MESSAGES as ADMIN_MESSAGES
+    from .admin.service import AdminService
+    from .admin.web import AdminPages
+    from .mail import Mailer
+    from .web.messages import add_messages
+
+    settings = broker.settings
+    assert settings.admin is not None
+    add_messages(ADMIN_MESSAGES)
+    broker.pages.add_template_dir(Path(__file__).parent / "admin" / "templates")
+    from .authz.file import FileSource
+    from .authz.sql import SqlSource
+
+    # Requests and reviews need the SQL source; a file is listed read-only; an HTTP
+    # service (or anything else) answers lookups by id only.
+    engine = source.engine if isinstance(source, SqlSource) else None
+    file_source = source if isinstance(source, FileSource) else None
+    listed = (lambda: file_source.users) if file_source is not None else None
+    kind = "sql" if engine is not None else "file" if file_source is not None else "http"
+    service = AdminService(
+        settings=settings.admin, issuer=settings.issuer, engine=engine, audit=broker.audit,
+        mailer=Mailer(settings.smtp, settings.base_dir) if settings.smtp else None,
+        today=today or date.today)
+    login = AdminLogin(broker, settings.admin, client)
+    pages = AdminPages(broker, settings.admin, login, service, kind, listed)
+    return login, pages.routes()
 
 
 async def _healthz(request: Request) -> Response:

@@ -23,9 +23,11 @@ from pydantic import (
     model_validator,
 )
 
+from .admin.settings import AdminSettings
 from .authz.settings import AuthorizationSettings
 from .connectors.bankid.settings import BankIDSettings
 from .connectors.siths.settings import SithsSettings
+from .mail import SmtpSettings
 from .validation import error_lines, format_loc
 
 SigningAlg = Literal["RS256", "ES256"]
@@ -166,7 +168,9 @@ class ClientSettings(_Model):
     # Refresh tokens at all. They rotate at every use and end with the SSO session, so
     # `offline_access` is not offered.
     refresh_tokens: bool = True
-    # Claim mapping: rename (`to`), flatten, or drop (`null`) claims for this client.
+    # Claim mapping: rename (`from: to`) or drop (`from: null`) claims for this client, and
+    # release values of the user record under a claim name (`user.accounts.lifecare:
+    # preferred_username`, `user.email: email`, `user.title: title`); see docs/admin.md.
     claims: dict[str, str | None] = Field(default_factory=dict)
     # Structured claims (the `assignments` list) as flat strings, for RPs that need them.
     flat_claims: bool = False
@@ -194,6 +198,14 @@ class ClientSettings(_Model):
             raise ValueError(f"is not a valid JWK set ({exc})") from None
         if any(k.is_private for k in keys):
             raise ValueError("must hold public keys only")
+        return v
+
+    @field_validator("claims")
+    @classmethod
+    def _claims(cls, v: dict[str, str | None]) -> dict[str, str | None]:
+        from .oidc.claims import check_claims_mapping
+
+        check_claims_mapping(v)
         return v
 
     @field_validator("scopes")
@@ -242,6 +254,10 @@ class Settings(_Model):
     clients: list[ClientSettings] = Field(default_factory=list)
     connectors: ConnectorSettings = ConnectorSettings()
     authorization: AuthorizationSettings = AuthorizationSettings()
+    # The access administration app at /admin (broker/admin); off unless configured.
+    admin: AdminSettings | None = None
+    # Outgoing mail (the admin app's notices and review reminders).
+    smtp: SmtpSettings | None = None
     # Where the file was read from, for messages and relative paths.
     source: str = Field("<settings>", exclude=True)
 
@@ -265,6 +281,21 @@ class Settings(_Model):
             seen.add(c.client_id)
             if c.subject_type == "pairwise" and not self.pairwise_salt:
                 raise ValueError(f"client {c.client_id!r} uses pairwise subjects: set pairwise_salt")
+        return self
+
+    @model_validator(mode="after")
+    def _admin(self) -> Settings:
+        if self.admin is None:
+            return self
+        known = {c.client_id for c in self.clients}
+        if self.admin.client_id in known:
+            raise ValueError(f"admin.client_id: {self.admin.client_id!r} is the admin app's own "
+                             "client; it must not be listed under clients")
+        for i, org in enumerate(self.admin.organizations):
+            for client in org.clients:
+                if client not in known:
+                    raise ValueError(f"admin.organizations[{i}].clients: {client!r} is not a "
+                                     "client_id under clients")
         return self
 
     @property

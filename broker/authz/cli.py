@@ -10,6 +10,10 @@
     broker authz import FILE.csv [--dry-run]   all or nothing (columns: broker/authz/csvio.py)
     broker authz export [FILE.csv]
     broker authz check-file authz.yaml         validate a file source's YAML
+    broker authz requests list [--state pending|approved|rejected|all]
+    broker authz requests approve ID | reject ID --reason TEXT     (needs `admin` in --config)
+    broker authz reviews due [--within DAYS] [--overdue] [--date YYYY-MM-DD]
+    broker authz reviews remind [--date YYYY-MM-DD]  mail managers (cron; needs `admin`, `smtp`)
 
 Every database command takes `--config FILE` (whose `authorization` must be `source: sql`)
 or `--database-url URL`. Exit status: 0 done, 1 refused (the message says why), 2 usage.
@@ -36,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ..identifiers import mask_personal_number
 from ..validation import error_lines
 from . import present
-from .csvio import CsvError, parse_csv, write_csv
+from .csvio import CsvError, parse_accounts, parse_csv, write_csv
 from .records import AssignmentRecord, UserRecord, user_to_record
 from .sql import admin, queries
 from .sql.engine import create_engine
@@ -75,6 +79,7 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
 
     _add_user_commands(commands, db)
     _add_assignment_commands(commands, db)
+    _add_request_commands(commands, db)
 
     p = commands.add_parser("import", parents=[db],
                             help="create or replace users from a CSV file (all or nothing)")
@@ -107,7 +112,10 @@ def _add_user_commands(commands: Any, db: argparse.ArgumentParser) -> None:
     p.add_argument("--hsa-id", help="the person's HSA-id (SITHS)")
     p.add_argument("--given-name")
     p.add_argument("--family-name")
-    p.add_argument("--email")
+    p.add_argument("--email", help="the work e-mail address")
+    p.add_argument("--title", help="the person's function, e.g. Enhetschef")
+    p.add_argument("--account", action="append", default=[], metavar="SYSTEM=NAME",
+                   help="the user name in a care system, e.g. lifecare=anna.a (repeatable)")
     p.set_defaults(func=run_users_add)
 
     p = sub.add_parser("list", parents=[db], help="list users (personal numbers masked)")
@@ -139,6 +147,8 @@ def _add_assignment_commands(commands: Any, db: argparse.ArgumentParser) -> None
     p.add_argument("--valid-from", help="first day, YYYY-MM-DD")
     p.add_argument("--valid-to", help="last day, YYYY-MM-DD")
     p.add_argument("--username", help="the user name in the care system")
+    p.add_argument("--review-due", help="review date, YYYY-MM-DD (default with `admin` in "
+                                        "--config: today + admin.review.period_days)")
     p.add_argument("--id", help="assignment id (default: derived from user, role, unit, org)")
     p.set_defaults(func=run_assignments_add)
 
@@ -146,6 +156,42 @@ def _add_assignment_commands(commands: Any, db: argparse.ArgumentParser) -> None
     p.add_argument("user", metavar="USER", help="user id, personal number or HSA-id")
     p.add_argument("assignment", metavar="ASSIGNMENT_ID")
     p.set_defaults(func=run_assignments_remove)
+
+
+def _add_request_commands(commands: Any, db: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("requests", help="provider managers' access requests")
+    sub = parser.add_subparsers(dest="requests_command", metavar="COMMAND", required=True)
+    p = sub.add_parser("list", parents=[db], help="list requests (pending by default)")
+    p.add_argument("--state", choices=["pending", "approved", "rejected", "all"],
+                   default="pending")
+    p.add_argument("--organization", help="only this organisation's requests")
+    p.set_defaults(func=run_requests_list)
+    p = sub.add_parser("approve", parents=[db],
+                       help="approve a request: the user and assignment are written at once")
+    p.add_argument("request", metavar="REQUEST_ID")
+    p.add_argument("--by", help="who decides, for the record (default: the login name)")
+    p.set_defaults(func=run_requests_approve)
+    p = sub.add_parser("reject", parents=[db], help="reject a request, saying why")
+    p.add_argument("request", metavar="REQUEST_ID")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--by", help="who decides, for the record (default: the login name)")
+    p.set_defaults(func=run_requests_reject)
+
+    parser = commands.add_parser("reviews", help="periodic review of assignments")
+    sub = parser.add_subparsers(dest="reviews_command", metavar="COMMAND", required=True)
+    p = sub.add_parser("due", parents=[db], help="assignments whose review date is near")
+    p.add_argument("--within", type=int, metavar="DAYS",
+                   help="review dates up to DAYS ahead (default admin.review.remind_days or 14)")
+    p.add_argument("--overdue", action="store_true",
+                   help="instead: assignments that ended at an unconfirmed review date")
+    p.add_argument("--organization", help="only this organisation's assignments")
+    p.add_argument("--date", type=date.fromisoformat, help="as of this day (default: today)")
+    p.set_defaults(func=run_reviews_due)
+    p = sub.add_parser("remind", parents=[db],
+                       help="mail managers the reviews due soon (once per review date; run "
+                            "daily from cron or a Kubernetes CronJob)")
+    p.add_argument("--date", type=date.fromisoformat, help="as of this day (default: today)")
+    p.set_defaults(func=run_reviews_remind)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +225,45 @@ def _database_url(args: argparse.Namespace) -> tuple[str, Path | None, float]:
         raise CliError(f"{args.config}: authorization.source is {authz.source!r}; these "
                        "commands manage a 'sql' source")
     return authz.url, settings.base_dir, max(authz.timeout, 10.0)
+
+
+def _admin_settings(args: argparse.Namespace, needed: bool) -> Any:
+    """The `admin` (and whole) settings of --config; CliError when needed and missing."""
+    if not getattr(args, "config", None):
+        if needed:
+            raise CliError("this command needs --config FILE with an `admin` section")
+        return None
+    from ..config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    if settings.admin is None and needed:
+        raise CliError(f"{args.config}: this command needs the `admin` section")
+    return settings
+
+
+def _service(args: argparse.Namespace, engine: AsyncEngine, today: date | None = None) -> Any:
+    """The admin app's service over this engine, with the config's audit log and mail."""
+    from ..admin.service import AdminService
+    from ..audit import AuditLog
+    from ..mail import Mailer
+
+    settings = _admin_settings(args, needed=True)
+    return AdminService(
+        settings=settings.admin, issuer=settings.issuer, engine=engine,
+        audit=AuditLog(settings.audit.target),
+        mailer=Mailer(settings.smtp, settings.base_dir) if settings.smtp else None,
+        today=(lambda: today) if today else date.today)
+
+
+def _actor(args: argparse.Namespace) -> Any:
+    import getpass
+
+    from ..admin.service import Actor
+
+    return Actor(f"cli:{getattr(args, 'by', None) or getpass.getuser()}")
 
 
 def _execute(args: argparse.Namespace,
@@ -277,9 +362,14 @@ def run_users_add(args: argparse.Namespace) -> int:
         "given_name": args.given_name,
         "family_name": args.family_name,
         "email": args.email,
+        "title": args.title,
     }
+    accounts, problem = parse_accounts(";".join(args.account))
+    if problem:
+        return _fail(f"--account: {problem}")
     try:
-        record = UserRecord.model_validate({k: v for k, v in data.items() if v is not None})
+        record = UserRecord.model_validate({**{k: v for k, v in data.items() if v is not None},
+                                            "accounts": accounts})
     except ValidationError as exc:
         return _fail(_validation_message(exc))
 
@@ -368,6 +458,7 @@ def run_assignments_add(args: argparse.Namespace) -> int:
         "valid_from": args.valid_from,
         "valid_to": args.valid_to,
         "username": args.username,
+        "review_due": args.review_due,
     }
     try:
         record = AssignmentRecord.model_validate({k: v for k, v in data.items() if v is not None})
@@ -376,7 +467,8 @@ def run_assignments_add(args: argparse.Namespace) -> int:
 
     async def work(engine: AsyncEngine) -> int:
         async with _transaction(engine) as conn:
-            assignment = await admin.add_assignment(conn, args.user, record)
+            assignment = await admin.add_assignment(conn, args.user, record,
+                                                    review_due=_default_review(args))
         if args.json:
             _print_json(assignment.to_record())
         else:
@@ -425,7 +517,7 @@ def run_import(args: argparse.Namespace) -> int:
     async def work(engine: AsyncEngine) -> int:
         try:
             async with _transaction(engine) as conn:
-                result = await admin.import_users(conn, rows)
+                result = await admin.import_users(conn, rows, review_due=_default_review(args))
                 if args.dry_run:
                     raise _DryRun
         except admin.ImportFailed as exc:
@@ -468,6 +560,150 @@ def run_export(args: argparse.Namespace) -> int:
             print(f"wrote {len(found)} users to {args.file} (it holds whole personal numbers)",
                   file=sys.stderr)
         return 0
+
+    return _execute(args, work)
+
+
+def _default_review(args: argparse.Namespace) -> date | None:
+    """A new assignment's review date when the config has an `admin` section."""
+    from datetime import timedelta
+
+    settings = _admin_settings(args, needed=False)
+    if settings is None or settings.admin is None:
+        return None
+    return date.today() + timedelta(days=settings.admin.review.period_days)
+
+
+def _request_row(r: Any) -> list[str]:
+    who = r.payload.get("given_name", "") + " " + r.payload.get("family_name", "")
+    return [r.id, r.kind, r.state, r.organization_id, (r.user_id or who.strip() or "-"),
+            r.requested_by_name or r.requested_by,
+            r.created_at.strftime("%Y-%m-%d %H:%M")]
+
+
+def run_requests_list(args: argparse.Namespace) -> int:
+    from .sql import access
+
+    async def work(engine: AsyncEngine) -> int:
+        async with _transaction(engine) as conn:
+            found = await access.list_requests(
+                conn, state=None if args.state == "all" else args.state,
+                organization_id=args.organization)
+        if args.json:
+            _print_json([_masked_request(r) for r in found])
+        elif not found:
+            print(f"no {'' if args.state == 'all' else args.state + ' '}requests")
+        else:
+            print(present.table([["ID", "KIND", "STATE", "ORGANISATION", "PERSON",
+                                  "REQUESTED BY", "CREATED (UTC)"],
+                                 *[_request_row(r) for r in found]]))
+        return 0
+
+    return _execute(args, work)
+
+
+def _masked_request(r: Any) -> dict[str, Any]:
+    record = r.to_record()
+    pnr = record["payload"].get("personal_identity_number")
+    if pnr:
+        record["payload"]["personal_identity_number"] = mask_personal_number(pnr)
+    return record
+
+
+def _decided(args: argparse.Namespace, request: Any, failed: list[str]) -> int:
+    if args.json:
+        _print_json({**_masked_request(request), "mail_failed": failed})
+    else:
+        print(f"request {request.id} is {request.state}"
+              + (f": user {request.user_id}, assignment {request.assignment_id}"
+                 if request.state == "approved" and request.kind == "grant" else ""))
+        for to in failed:
+            print(f"broker authz: warning: the e-mail to {to} could not be sent",
+                  file=sys.stderr)
+    return 0
+
+
+def run_requests_approve(args: argparse.Namespace) -> int:
+    from ..admin.rules import OutsideOrganization
+
+    async def work(engine: AsyncEngine) -> int:
+        try:
+            outcome = await _service(args, engine).approve(_actor(args), args.request)
+        except OutsideOrganization as exc:
+            raise CliError(f"the request asks for more than the organisation owns: {exc}"
+                           ) from None
+        return _decided(args, outcome.value.request, outcome.mail_failed)
+
+    return _execute(args, work)
+
+
+def run_requests_reject(args: argparse.Namespace) -> int:
+    async def work(engine: AsyncEngine) -> int:
+        outcome = await _service(args, engine).reject(_actor(args), args.request, args.reason)
+        return _decided(args, outcome.value, outcome.mail_failed)
+
+    return _execute(args, work)
+
+
+def run_reviews_due(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from .sql import access
+
+    settings = None
+    try:
+        settings = _admin_settings(args, needed=False)
+    except CliError as exc:
+        return _fail(str(exc))
+    within = args.within if args.within is not None else (
+        settings.admin.review.remind_days if settings and settings.admin else 14)
+    today = args.date or date.today()
+
+    async def work(engine: AsyncEngine) -> int:
+        async with _transaction(engine) as conn:
+            if args.overdue:
+                found = await access.reviews(conn, until=today - timedelta(days=1),
+                                             organization_id=args.organization, today=today)
+            else:
+                found = await access.reviews(conn, since=today,
+                                             until=today + timedelta(days=within),
+                                             organization_id=args.organization, today=today)
+        if args.json:
+            _print_json([{"user_id": d.user.id, "name": present.name(d.user),
+                          "assignment_id": d.assignment.id,
+                          "organization_id": d.assignment.organization.id,
+                          "role": d.assignment.role.id, "unit": d.assignment.unit.id,
+                          "review_due": d.assignment.review_due.isoformat()
+                          if d.assignment.review_due else None} for d in found])
+        elif not found:
+            print("no assignments ended at their review date" if args.overdue
+                  else f"no review dates in the next {within} days")
+        else:
+            print(present.table([["REVIEW BY", "USER", "NAME", "ASSIGNMENT", "ORGANISATION",
+                                  "ROLE", "UNIT"],
+                                 *[[str(d.assignment.review_due), d.user.id,
+                                    present.name(d.user), d.assignment.id,
+                                    d.assignment.organization.id, d.assignment.role.id,
+                                    d.assignment.unit.id] for d in found]]))
+        return 0
+
+    return _execute(args, work)
+
+
+def run_reviews_remind(args: argparse.Namespace) -> int:
+    async def work(engine: AsyncEngine) -> int:
+        outcome = await _service(args, engine, args.date).remind(_actor(args))
+        if args.json:
+            _print_json({"sent": outcome.value, "failed": outcome.mail_failed})
+        else:
+            for to in outcome.value:
+                print(f"reminded {to}")
+            for problem in outcome.mail_failed:
+                print(f"broker authz: error: not reminded: {problem}", file=sys.stderr)
+            if not outcome.value and not outcome.mail_failed:
+                print("no reviews to remind of")
+        # A reminder that did not go out is retried by the next run: say so to cron.
+        return 1 if outcome.mail_failed else 0
 
     return _execute(args, work)
 

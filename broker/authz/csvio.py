@@ -14,8 +14,11 @@ user_id                    stable user id (becomes `sub`); empty: the user is fo
 personal_identity_number   12 digits, YYYYMMDDNNNN (a hyphen is allowed); checked
 hsa_id                     the person's HSA-id, e.g. SE2321000016-1234; checked
 given_name, family_name    the person's name
-email                      e-mail address
+email                      the work e-mail address
 active                     yes/no, true/false, ja/nej, 1/0; empty means yes
+title                      the person's function, e.g. Enhetschef
+accounts                   user names in the care systems: system=name separated by ;
+                           e.g. "lifecare=anna.a;treserva=ANAN01"
 role_code, role_name       the function (role), e.g. sjukskoterska / Sjuksköterska
 unit_id, unit_name         the unit, e.g. SE2321000016-ABCD / Hemsjukvården Norr
 organization_id,           the organisation (care provider), e.g. 2120001234 / Exempel kommun
@@ -25,10 +28,12 @@ clients                    the systems the assignment is for: client ids separat
 valid_from, valid_to       first and last day (YYYY-MM-DD, inclusive); empty: open-ended
 username                   the person's user name in the care system for this assignment
 assignment_id              optional; derived from user, role, unit and organisation if empty
+review_due                 the review date (YYYY-MM-DD); empty keeps the stored one
 =========================  ==================================================================
 
-A row needs personal_identity_number or hsa_id. The assignment columns are all empty (a user without assignments) or role, unit, organisation
-and clients are all given.
+A row needs personal_identity_number or hsa_id. The assignment columns are all empty (a user
+without assignments) or role, unit, organisation and clients are all given. A file without
+a `title` or `accounts` column leaves those of existing users as they are.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ USER_COLUMNS = (
     "family_name",
     "email",
     "active",
+    "title",
+    "accounts",
 )
 ASSIGNMENT_COLUMNS = (
     "role_code",
@@ -67,6 +74,7 @@ ASSIGNMENT_COLUMNS = (
     "valid_to",
     "username",
     "assignment_id",
+    "review_due",
 )
 COLUMNS = USER_COLUMNS + ASSIGNMENT_COLUMNS
 
@@ -91,6 +99,8 @@ class CsvUser:
     user_id: str | None
     record: UserRecord
     lines: list[int] = field(default_factory=list)
+    # The file's header: which columns it has (a missing one may keep a stored value).
+    columns: frozenset[str] = frozenset(COLUMNS)
 
     @property
     def line(self) -> int:
@@ -126,14 +136,39 @@ def _row_user(row: dict[str, str], line: int) -> tuple[UserRecord | None, list[s
     if active not in _TRUE | _FALSE:
         return None, [f"line {line}: active: write yes or no"]
     data: dict[str, Any] = {
-        key: row[key] for key in USER_COLUMNS[1:-1] if row.get(key, "").strip()
+        key: row[key] for key in ("personal_identity_number", "hsa_id", "given_name",
+                                  "family_name", "email", "title")
+        if row.get(key, "").strip()
     }
     data["id"] = row.get("user_id", "").strip() or _PENDING
     data["active"] = active in _TRUE
+    accounts, problem = parse_accounts(row.get("accounts", ""))
+    if problem:
+        return None, [f"line {line}: accounts: {problem}"]
+    data["accounts"] = accounts
     try:
         return UserRecord.model_validate(data), []
     except ValidationError as exc:
         return None, _problems(exc, line, assignment=False)
+
+
+def parse_accounts(cell: str) -> tuple[dict[str, str], str | None]:
+    """`lifecare=anna.a;mcss=AANDE01` as a mapping, or a problem in words."""
+    out: dict[str, str] = {}
+    for part in (p.strip() for p in cell.split(";")):
+        if not part:
+            continue
+        system, sep, name = part.partition("=")
+        if not sep or not system.strip() or not name.strip():
+            return {}, "write system=user name, separated by ;"
+        if system.strip() in out:
+            return {}, f"the system {system.strip()} appears twice"
+        out[system.strip()] = name.strip()
+    return out, None
+
+
+def format_accounts(accounts: dict[str, str]) -> str:
+    return ";".join(f"{k}={v}" for k, v in sorted(accounts.items()))
 
 
 def _row_assignment(row: dict[str, str], line: int) -> tuple[AssignmentRecord | None, list[str]]:
@@ -142,7 +177,7 @@ def _row_assignment(row: dict[str, str], line: int) -> tuple[AssignmentRecord | 
 
     data: dict[str, Any] = {
         **cells(id="assignment_id", valid_from="valid_from", valid_to="valid_to",
-                username="username"),
+                username="username", review_due="review_due"),
         "role": cells(code="role_code", name="role_name"),
         "unit": cells(id="unit_id", name="unit_name"),
         "organization": cells(id="organization_id", name="organization_name"),
@@ -216,7 +251,7 @@ def _read_row(
     key = _group_key(record, user_id)
     current = users.get(key)
     if current is None:
-        current = users[key] = CsvUser(user_id, record, [line])
+        current = users[key] = CsvUser(user_id, record, [line], frozenset(row))
     elif current.record.model_dump(exclude={"assignments"}) != record.model_dump(
         exclude={"assignments"}
     ):
@@ -238,6 +273,14 @@ def _read_row(
 
 def _cross_user_problems(users: list[CsvUser]) -> list[str]:
     problems = []
+    owner: dict[tuple[str, str], int] = {}
+    for u in users:
+        for system, name in u.record.accounts.items():
+            if (system, name) in owner:
+                problems.append(f"line {u.line}: accounts: the {system} user name is the same "
+                                f"as another user's on line {owner[(system, name)]}")
+            else:
+                owner[(system, name)] = u.line
     for key in ("personal_identity_number", "hsa_id"):
         first: dict[str, int] = {}
         for u in users:
@@ -266,11 +309,13 @@ def write_csv(users: Iterable[User], delimiter: str = ",") -> str:
             user.family_name or "",
             user.email or "",
             "yes" if user.active else "no",
+            user.title or "",
+            format_accounts(user.accounts),
         ]
         if not user.assignments:
             writer.writerow(base + [""] * len(ASSIGNMENT_COLUMNS))
         for a in user.assignments:
             writer.writerow(
-                [*base, a.role.id, a.role.name, a.unit.id, a.unit.name, a.organization.id, a.organization.name, ";".join(sorted(a.clients)), a.valid_from.isoformat() if a.valid_from else "", a.valid_to.isoformat() if a.valid_to else "", str(a.extra.get("username") or ""), a.id]
+                [*base, a.role.id, a.role.name, a.unit.id, a.unit.name, a.organization.id, a.organization.name, ";".join(sorted(a.clients)), a.valid_from.isoformat() if a.valid_from else "", a.valid_to.isoformat() if a.valid_to else "", str(a.extra.get("username") or ""), a.id, a.review_due.isoformat() if a.review_due else ""]
             )
     return out.getvalue()

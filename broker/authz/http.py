@@ -15,9 +15,11 @@ The contract an adapter on the other side implements:
     200  a user as JSON, in the shape of the YAML file's user entries (broker/authz/records.py):
          {"id": "u-anna", "personal_identity_number": "199001012385", "hsa_id": "...",
           "given_name": "Anna", "family_name": "Andersson", "email": "...", "active": true,
+          "title": "Sjuksköterska", "accounts": {"lifecare": "anna.a"},
           "assignments": [{"role": {"code": ..., "name": ...}, "unit": {...},
                            "organization": {...}, "clients": [...],
-                           "valid_from": "2024-01-01", "valid_to": "2027-12-31"}]}
+                           "valid_from": "2024-01-01", "valid_to": "2027-12-31",
+                           "review_due": null}]}
          (for ping: 200 or 204, any body)
     404  no such user
     anything else, a timeout, or a body that does not validate: an error

@@ -35,11 +35,20 @@ class Assignment:
     valid_from: date | None = None
     valid_to: date | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The last day the assignment counts without a periodic review (inclusive, like
+    # `valid_to`): a provider manager confirms it before then, or it ends (see broker/admin).
+    review_due: date | None = None
 
     def valid_for(self, client_id: str, today: date) -> bool:
         if client_id not in self.clients:
             return False
+        return self.current(today)
+
+    def current(self, today: date) -> bool:
+        """Within its period and not past an unconfirmed review date, for any client."""
         if self.valid_from and today < self.valid_from:
+            return False
+        if self.review_due and today > self.review_due:
             return False
         return not (self.valid_to and today > self.valid_to)
 
@@ -52,6 +61,7 @@ class Assignment:
             "clients": sorted(self.clients),
             "valid_from": self.valid_from.isoformat() if self.valid_from else None,
             "valid_to": self.valid_to.isoformat() if self.valid_to else None,
+            "review_due": self.review_due.isoformat() if self.review_due else None,
             "extra": dict(self.extra),
         }
 
@@ -66,6 +76,7 @@ class Assignment:
             valid_from=date.fromisoformat(r["valid_from"]) if r.get("valid_from") else None,
             valid_to=date.fromisoformat(r["valid_to"]) if r.get("valid_to") else None,
             extra=dict(r.get("extra") or {}),
+            review_due=date.fromisoformat(r["review_due"]) if r.get("review_due") else None,
         )
 
 
@@ -76,9 +87,15 @@ class User:
     hsa_id: str | None = None
     given_name: str | None = None
     family_name: str | None = None
+    # The work e-mail address (care systems such as MCSS use it; the admin app mails it).
     email: str | None = None
     active: bool = True
     assignments: tuple[Assignment, ...] = ()
+    # The person's function, e.g. "Enhetschef" (as the provider reports it).
+    title: str | None = None
+    # The person's user name in each care system, by system: {"lifecare": "anna.a", ...}.
+    # Relying parties map a login to their local account with it (client `claims` mapping).
+    accounts: dict[str, str] = field(default_factory=dict)
 
     def valid_assignments(self, client_id: str, today: date) -> list[Assignment]:
         if not self.active:
@@ -94,6 +111,8 @@ class User:
             "family_name": self.family_name,
             "email": self.email,
             "active": self.active,
+            "title": self.title,
+            "accounts": dict(self.accounts),
             "assignments": [a.to_record() for a in self.assignments],
         }
 
@@ -101,6 +120,7 @@ class User:
     def from_record(cls, r: dict[str, Any]) -> User:
         data = dict(r)
         data["assignments"] = tuple(Assignment.from_record(a) for a in r.get("assignments", ()))
+        data["accounts"] = dict(r.get("accounts") or {})
         return cls(**data)
 
 

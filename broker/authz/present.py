@@ -19,6 +19,8 @@ def state(a: Assignment, today: date) -> str:
         return "not yet valid"
     if a.valid_to and today > a.valid_to:
         return "expired"
+    if a.review_due and today > a.review_due:
+        return "ended at review"
     return "valid"
 
 
@@ -45,6 +47,9 @@ def describe(user: User, today: date) -> str:
         f"  HSA-id:                   {user.hsa_id or '-'}",
         f"  Name:                     {name(user)}",
         f"  E-mail:                   {user.email or '-'}",
+        f"  Title:                    {user.title or '-'}",
+        f"  Accounts:                 "
+        f"{', '.join(f'{k}: {v}' for k, v in sorted(user.accounts.items())) or '-'}",
         f"  Assignments:              {len(user.assignments) or 'none'}",
     ]
     for a in user.assignments:
@@ -57,6 +62,8 @@ def describe(user: User, today: date) -> str:
             f"      clients:      {', '.join(sorted(a.clients))}",
             f"      valid:        {period}",
         ]
+        if a.review_due:
+            lines.append(f"      review by:    {a.review_due}")
         if a.extra.get("username"):
             lines.append(f"      username:     {a.extra['username']}")
     return "\n".join(lines)

@@ -9,7 +9,9 @@ date and check digit, HSA-ids in their canonical upper-case form.
     hsa_id: SE2321000016-1234
     given_name: Anna
     family_name: Andersson
-    email: anna@example.se
+    email: anna@example.se                         # the work e-mail address
+    title: Sjuksköterska                           # optional, the person's function
+    accounts: {lifecare: anna.a, mcss: AANDE01}    # optional, user name per care system
     active: true                                   # optional, default true
     assignments:
       - id: a-1                                    # optional, derived when missing
@@ -19,6 +21,7 @@ date and check digit, HSA-ids in their canonical upper-case form.
         clients: [lifecare, mcss]
         valid_from: 2024-01-01                     # optional, inclusive
         valid_to: 2027-12-31                       # optional, inclusive
+        review_due: 2026-06-30                     # optional, ends unless reviewed by then
         username: anna.a                           # optional, the user name in the care system
         extra: {}                                  # optional, passed through
 """
@@ -63,6 +66,24 @@ def _hsa(value: str) -> str:
     return check_hsa_id(value.strip().upper())
 
 
+SYSTEM_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+SYSTEM_RULE = "1-32 lower-case letters, digits, _ or - (starting with a letter), e.g. lifecare"
+_SYSTEM = re.compile(SYSTEM_PATTERN)
+
+
+def check_system(value: str) -> str:
+    """A care system's name as a key of `accounts` (and in `user.accounts.<system>`)."""
+    if not _SYSTEM.match(value):
+        raise ValueError(f"a system name has {SYSTEM_RULE}")
+    return value
+
+
+def _account(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("a user name must not contain control characters")
+    return value
+
+
 def _email(value: str) -> str:
     v = value.strip()
     if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", v):
@@ -75,6 +96,8 @@ Text = Annotated[str, Field(min_length=1, max_length=200)]
 PersonalNumber = Annotated[str, AfterValidator(_pnr)]
 HsaId = Annotated[str, AfterValidator(_hsa)]
 Email = Annotated[str, AfterValidator(_email)]
+System = Annotated[str, AfterValidator(check_system)]
+Account = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_account)]
 
 
 class _Record(BaseModel):
@@ -102,6 +125,7 @@ class AssignmentRecord(_Record):
     valid_from: date | None = None
     valid_to: date | None = None
     username: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    review_due: date | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -124,6 +148,7 @@ class AssignmentRecord(_Record):
             valid_from=self.valid_from,
             valid_to=self.valid_to,
             extra=extra,
+            review_due=self.review_due,
         )
 
 
@@ -134,6 +159,8 @@ class UserRecord(_Record):
     given_name: Text | None = None
     family_name: Text | None = None
     email: Email | None = None
+    title: Text | None = None
+    accounts: dict[System, Account] = Field(default_factory=dict)
     active: bool = True
     assignments: list[AssignmentRecord] = Field(default_factory=list)
 
@@ -167,6 +194,8 @@ class UserRecord(_Record):
             email=self.email,
             active=self.active,
             assignments=tuple(a.to_assignment(self.id) for a in self.assignments),
+            title=self.title,
+            accounts=dict(self.accounts),
         )
 
 
@@ -188,10 +217,13 @@ def user_from_record(data: Any) -> User:
 def user_to_record(user: User) -> dict[str, Any]:
     """The record shape of a user (the inverse of `user_from_record`), for files and JSON."""
     out: dict[str, Any] = {"id": user.id}
-    for key in ("personal_identity_number", "hsa_id", "given_name", "family_name", "email"):
+    for key in ("personal_identity_number", "hsa_id", "given_name", "family_name", "email",
+                "title"):
         value = getattr(user, key)
         if value is not None:
             out[key] = value
+    if user.accounts:
+        out["accounts"] = dict(sorted(user.accounts.items()))
     if not user.active:
         out["active"] = False
     out["assignments"] = [assignment_to_record(a) for a in user.assignments]
@@ -211,6 +243,8 @@ def assignment_to_record(a: Assignment) -> dict[str, Any]:
         rec["valid_from"] = a.valid_from.isoformat()
     if a.valid_to:
         rec["valid_to"] = a.valid_to.isoformat()
+    if a.review_due:
+        rec["review_due"] = a.review_due.isoformat()
     if "username" in extra:
         rec["username"] = extra.pop("username")
     if extra:

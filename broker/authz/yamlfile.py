@@ -90,6 +90,15 @@ def _unique(users: Sequence[UserRecord]) -> list[tuple[tuple[Any, ...], str]]:
                 errors.append(((("users", i, key)), f"the same {key} as users[{first[value]}]"))
             else:
                 first[value] = i
+    # One user name in a care system is one person's: two would log in as the same account.
+    owner: dict[tuple[str, str], int] = {}
+    for i, user in enumerate(users):
+        for system, name in user.accounts.items():
+            if (system, name) in owner:
+                errors.append((("users", i, "accounts", system),
+                               f"the same user name as users[{owner[(system, name)]}]"))
+            else:
+                owner[(system, name)] = i
     return errors
 
 

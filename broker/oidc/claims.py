@@ -90,8 +90,50 @@ def subject_for(user_id: str, client_settings: Any, salt: str | None) -> str:
     return user_id
 
 
+# Values of the user record a client's `claims` mapping may release under a claim name:
+# `user.email`, `user.title`, `user.accounts.<system>`. They travel with the assignment
+# claims under these internal names and leave `apply_mapping` renamed or not at all.
+USER_VALUE = "user."
+USER_VALUE_RULE = "user.email, user.title or user.accounts.<system>"
+
+
+def _user_values(user: dict[str, Any]) -> dict[str, str]:
+    out = {f"{USER_VALUE}{key}": user[key] for key in ("email", "title") if user.get(key)}
+    for system, name in (user.get("accounts") or {}).items():
+        out[f"{USER_VALUE}accounts.{system}"] = name
+    return out
+
+
+def check_claims_mapping(mapping: dict[str, str | None]) -> None:
+    """Raise ValueError naming the key for a mapping the release could not follow."""
+    from ..authz.records import SYSTEM_PATTERN
+
+    targets: dict[str, str] = {}
+    for source, target in mapping.items():
+        if source.startswith(USER_VALUE):
+            attribute = source[len(USER_VALUE):]
+            system = attribute.removeprefix("accounts.")
+            if attribute not in ("email", "title") and not (
+                    attribute.startswith("accounts.") and re.match(SYSTEM_PATTERN, system)):
+                raise ValueError(f"{source}: not a value of the user record (use "
+                                 f"{USER_VALUE_RULE})")
+            if not target:
+                raise ValueError(f"{source}: name the claim it is released as")
+        if source in PROTOCOL_CLAIMS:
+            raise ValueError(f"{source}: a protocol claim cannot be renamed or dropped")
+        if target is None:
+            continue
+        if not target.strip() or target != target.strip():
+            raise ValueError(f"{source}: the claim name is empty or has spaces around it")
+        if target in PROTOCOL_CLAIMS or target.startswith(USER_VALUE):
+            raise ValueError(f"{source}: {target} cannot be the name of a released claim")
+        if target in targets:
+            raise ValueError(f"{source}: {targets[target]} is released as {target} already")
+        targets[target] = source
+
+
 def assignment_claims(user: dict[str, Any], assignment: dict[str, Any] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = _user_values(user)
     if user.get("hsa_id"):
         out["employeeHsaId"] = user["hsa_id"]
     if not assignment:
@@ -165,17 +207,25 @@ def flatten(value: Any) -> Any:
 def apply_mapping(claims: dict[str, Any], mapping: dict[str, str | None],
                   flat: bool = False) -> dict[str, Any]:
     """Per-client renames (`from: to`) and drops (`from: null`), and optionally flat
-    strings; protocol claims (`amr`, `aud` ...) keep their standard shape."""
+    strings; protocol claims (`amr`, `aud` ...) keep their standard shape.
+
+    User-record values (`user.accounts.lifecare` ...) are released only under the name the
+    mapping gives them and never otherwise; a mapped value wins over a released claim of
+    the same name (`user.email: email` sends the work e-mail without the `email` scope)."""
     if flat:
-        claims = {k: v if k in PROTOCOL_CLAIMS else flatten(v) for k, v in claims.items()}
-    if not mapping:
-        return claims
+        claims = {k: v if k in PROTOCOL_CLAIMS or k.startswith(USER_VALUE) else flatten(v)
+                  for k, v in claims.items()}
     out: dict[str, Any] = {}
+    mapped: dict[str, Any] = {}
     for name, value in claims.items():
-        if name in PROTOCOL_CLAIMS or name not in mapping:
+        if name.startswith(USER_VALUE):
+            if mapping.get(name):
+                mapped[mapping[name]] = value  # type: ignore[index]
+        elif name in PROTOCOL_CLAIMS or name not in mapping:
             out[name] = value
         elif mapping[name]:
             out[mapping[name]] = value  # type: ignore[index]
+    out.update(mapped)
     return out
 
 

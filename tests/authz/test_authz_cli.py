@@ -42,7 +42,7 @@ class Cli:
 @pytest.fixture
 def cli(db_url: str, capsys: pytest.CaptureFixture[str]) -> Cli:
     runner = Cli(db_url, capsys)
-    assert "version 1" in runner.ok("migrate")
+    assert "version 2" in runner.ok("migrate")
     return runner
 
 
@@ -71,7 +71,7 @@ def find(url: str, identity: object) -> object:
 
 
 def test_users_and_assignments_round_trip(cli: Cli) -> None:
-    assert "already at version 1" in cli.ok("migrate")
+    assert "already at version 2" in cli.ok("migrate")
     out = cli.ok("users", "add", "--personal-number", "19900101-2385", "--hsa-id",
                  ANNA_HSA.lower(), "--given-name", "Anna", "--family-name", "Andersson",
                  "--email", "anna@example.se", "--id", "u-anna")
@@ -291,7 +291,7 @@ def test_standalone_module(sqlite_url: str) -> None:
                           "--database-url", sqlite_url, "--json"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout) == {"version": 1, "applied": [1]}
+    assert json.loads(run.stdout) == {"version": 2, "applied": [1, 2]}
     run = subprocess.run([sys.executable, "-m", "broker.authz.cli", "authz", "users", "show",
                           "x"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 1 and "--database-url" in run.stderr

@@ -105,17 +105,17 @@ async def test_migrations_are_idempotent_and_all_or_nothing(
     engine = create_engine(db_url)
     try:
         async with engine.begin() as conn:
-            assert [m.version for m in await schema.migrate(conn)] == [1]
+            assert [m.version for m in await schema.migrate(conn)] == [1, 2]
         async with engine.begin() as conn:
             assert await schema.migrate(conn) == []
-        broken = schema.Migration(2, "broken", ("CREATE TABLE half (a INTEGER)", "NOT SQL"))
+        broken = schema.Migration(3, "broken", ("CREATE TABLE half (a INTEGER)", "NOT SQL"))
         monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, broken))
-        monkeypatch.setattr(schema, "LATEST", 2)
+        monkeypatch.setattr(schema, "LATEST", 3)
         with pytest.raises(Exception, match=r"(?i)syntax"):
             async with engine.begin() as conn:
                 await schema.migrate(conn)
         async with engine.connect() as conn:
-            assert await schema.current_version(conn) == 1
+            assert await schema.current_version(conn) == 2
             exists = await conn.run_sync(lambda c: c.dialect.has_table(c, "half"))
             assert not exists  # the DDL of the failed step was rolled back too
     finally:

@@ -8,9 +8,10 @@ AdminError with a message for the person at the keyboard, never as a database er
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...identifiers import IdentifierError, check_hsa_id, check_personal_number
@@ -18,7 +19,7 @@ from ..csvio import CsvUser
 from ..model import Assignment, User
 from ..records import AssignmentRecord, UserRecord
 from . import queries
-from .schema import assignments, now, users
+from .schema import assignments, now, user_accounts, users
 
 
 class AdminError(Exception):
@@ -93,7 +94,32 @@ async def _conflicts(conn: AsyncConnection, record: UserRecord, user_id: str) ->
             out.append(f"personal_identity_number: already belongs to user {row.id}")
         if record.hsa_id and row.hsa_id == record.hsa_id:
             out.append(f"hsa_id: already belongs to user {row.id}")
-    return out
+    return out + await account_conflicts(conn, record.accounts, user_id)
+
+
+async def account_conflicts(conn: AsyncConnection, accounts: dict[str, str],
+                            user_id: str) -> list[str]:
+    """Which of these care-system user names already belong to another user."""
+    if not accounts:
+        return []
+    owned = or_(*(and_(user_accounts.c.system == system, user_accounts.c.username == name)
+                  for system, name in accounts.items()))
+    rows = (await conn.execute(select(user_accounts).where(
+        owned, user_accounts.c.user_id != user_id))).all()
+    return [f"accounts.{r.system}: the user name {r.username} already belongs to user "
+            f"{r.user_id}" for r in sorted(rows, key=lambda r: r.system)]
+
+
+async def set_accounts(conn: AsyncConnection, user_id: str, accounts: dict[str, str]) -> None:
+    """Replace the user's care-system user names with `accounts` (conflicts checked first)."""
+    problems = await account_conflicts(conn, accounts, user_id)
+    if problems:
+        raise AdminError("; ".join(problems))
+    await conn.execute(delete(user_accounts).where(user_accounts.c.user_id == user_id))
+    if accounts:
+        await conn.execute(user_accounts.insert(), [
+            {"user_id": user_id, "system": system, "username": name}
+            for system, name in sorted(accounts.items())])
 
 
 def _user_values(record: UserRecord) -> dict[str, object]:
@@ -103,6 +129,7 @@ def _user_values(record: UserRecord) -> dict[str, object]:
         "given_name": record.given_name,
         "family_name": record.family_name,
         "email": record.email,
+        "title": record.title,
         "active": record.active,
         "updated_at": now(),
     }
@@ -118,6 +145,7 @@ async def add_user(conn: AsyncConnection, record: UserRecord) -> User:
     await conn.execute(users.insert().values(id=record.id, created_at=now(),
                                              **_user_values(record)))
     user = record.to_user()
+    await set_accounts(conn, user.id, user.accounts)
     await _insert_assignments(conn, user.id, user.assignments)
     return user
 
@@ -140,9 +168,13 @@ async def set_active(conn: AsyncConnection, key: str, active: bool) -> User:
     return await resolve_user(conn, user.id)
 
 
-async def add_assignment(conn: AsyncConnection, key: str, record: AssignmentRecord) -> Assignment:
+async def add_assignment(conn: AsyncConnection, key: str, record: AssignmentRecord,
+                         review_due: date | None = None) -> Assignment:
+    """Add one assignment; `review_due` is its review date when the record gives none."""
     user = await resolve_user(conn, key)
     assignment = record.to_assignment(user.id)
+    if assignment.review_due is None and review_due is not None:
+        assignment = replace(assignment, review_due=review_due)
     if any(a.id == assignment.id for a in user.assignments):
         raise AdminError(
             f"user {user.id} already has assignment {assignment.id} (the same role, unit and "
@@ -162,9 +194,15 @@ async def remove_assignment(conn: AsyncConnection, key: str, assignment_id: str)
         raise AdminError(f"user {user.id} has no assignment {assignment_id}")
 
 
-async def import_users(conn: AsyncConnection, rows: list[CsvUser]) -> ImportResult:
+async def import_users(conn: AsyncConnection, rows: list[CsvUser],
+                       review_due: date | None = None) -> ImportResult:
     """Write users from a validated CSV: each named user is created or replaced whole
     (columns and assignments); users not in the file are left as they are.
+
+    Review dates belong to the review routine, not to the HR system a file comes from: an
+    assignment without one keeps the date its earlier version had (same id), else gets
+    `review_due`. Columns the file's header lacks among `title` and `accounts` keep the
+    stored values, so a file written before those columns existed wipes nothing.
 
     Every conflict is collected before raising ImportFailed, so one run lists all of them;
     the caller's transaction then rolls back and nothing is half-written.
@@ -186,8 +224,18 @@ async def import_users(conn: AsyncConnection, rows: list[CsvUser]) -> ImportResu
 
     created = updated = count = 0
     for row, user_id, exists in plan:
-        record = UserRecord.model_validate({**row.record.model_dump(), "id": user_id})
+        data = {**row.record.model_dump(), "id": user_id}
+        previous = await queries.user_where(conn, "id", user_id) if exists else None
+        if previous is not None:
+            if "title" not in row.columns:
+                data["title"] = previous.title
+            if "accounts" not in row.columns:
+                data["accounts"] = dict(previous.accounts)
+        record = UserRecord.model_validate(data)
         user = record.to_user()
+        kept = {a.id: a.review_due for a in previous.assignments} if previous else {}
+        assigned = [a if a.review_due else replace(a, review_due=kept.get(a.id) or review_due)
+                    for a in user.assignments]
         if exists:
             await conn.execute(update(users).where(users.c.id == user_id)
                                .values(**_user_values(record)))
@@ -197,8 +245,9 @@ async def import_users(conn: AsyncConnection, rows: list[CsvUser]) -> ImportResu
             await conn.execute(users.insert().values(id=user_id, created_at=now(),
                                                      **_user_values(record)))
             created += 1
-        await _insert_assignments(conn, user_id, user.assignments)
-        count += len(user.assignments)
+        await set_accounts(conn, user_id, user.accounts)
+        await _insert_assignments(conn, user_id, assigned)
+        count += len(assigned)
     return ImportResult(created=created, updated=updated, assignments=count)
 
 

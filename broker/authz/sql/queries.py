@@ -10,7 +10,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..model import Assignment, Named, User
-from .schema import assignments, users
+from .schema import assignments, user_accounts, users
 
 
 def assignment_from_row(row: Row[Any]) -> Assignment:
@@ -26,6 +26,7 @@ def assignment_from_row(row: Row[Any]) -> Assignment:
         valid_from=row.valid_from,
         valid_to=row.valid_to,
         extra=extra,
+        review_due=row.review_due,
     )
 
 
@@ -47,10 +48,12 @@ def assignment_values(user_id: str, a: Assignment) -> dict[str, Any]:
         "valid_to": a.valid_to,
         "username": username,
         "extra": json.dumps(extra, ensure_ascii=False) if extra else None,
+        "review_due": a.review_due,
     }
 
 
-def user_from_row(row: Row[Any], assigned: Sequence[Assignment]) -> User:
+def user_from_row(row: Row[Any], assigned: Sequence[Assignment],
+                  accounts: dict[str, str] | None = None) -> User:
     return User(
         id=row.id,
         personal_identity_number=row.personal_identity_number,
@@ -60,6 +63,8 @@ def user_from_row(row: Row[Any], assigned: Sequence[Assignment]) -> User:
         email=row.email,
         active=bool(row.active),
         assignments=tuple(assigned),
+        title=row.title,
+        accounts=dict(accounts or {}),
     )
 
 
@@ -77,7 +82,12 @@ async def _with_assignments(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> 
     )
     for a in (await conn.execute(query)).all():
         by_user[a.user_id].append(assignment_from_row(a))
-    return [user_from_row(r, by_user[r.id]) for r in rows]
+    accounts: dict[str, dict[str, str]] = {i: {} for i in ids}
+    for acc in (await conn.execute(
+            select(user_accounts).where(user_accounts.c.user_id.in_(ids))
+            .order_by(user_accounts.c.user_id, user_accounts.c.system))).all():
+        accounts[acc.user_id][acc.system] = acc.username
+    return [user_from_row(r, by_user[r.id], accounts[r.id]) for r in rows]
 
 
 async def user_where(conn: AsyncConnection, column: str, value: str) -> User | None:
@@ -99,8 +109,9 @@ async def find_user(conn: AsyncConnection, pnr: str | None, hsa: str | None) -> 
     return None
 
 
-async def all_users(conn: AsyncConnection) -> list[User]:
+async def all_users(conn: AsyncConnection, *where: Any) -> list[User]:
+    """Every user (or those matching the `where` conditions), by name."""
     order = (users.c.family_name.asc().nulls_last(), users.c.given_name.asc().nulls_last(),
              users.c.id)
-    rows = (await conn.execute(select(users).order_by(*order))).all()
+    rows = (await conn.execute(select(users).where(*where).order_by(*order))).all()
     return await _with_assignments(conn, rows)

@@ -1,6 +1,6 @@
 """The database schema of the SQL source and its migrations.
 
-Why not Alembic: the schema is two tables owned by this package, and it must be applied the
+Why not Alembic: the schema is a few tables owned by this package, and it must be applied the
 same way by `broker authz migrate`, by `auto_migrate` at start-up and by the tests, on
 SQLite and PostgreSQL. Alembic would add a dependency, an `env.py`, a script directory
 shipped as package data and an ini file to locate it, for no gain at this size. Instead
@@ -85,6 +85,48 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "accounts, title, review dates, access requests",
+        (
+            "ALTER TABLE users ADD COLUMN title VARCHAR(200)",
+            """
+            CREATE TABLE user_accounts (
+                user_id VARCHAR(64) NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                system VARCHAR(32) NOT NULL,
+                username VARCHAR(128) NOT NULL,
+                PRIMARY KEY (user_id, system)
+            )
+            """,
+            # One user name in a care system belongs to one person.
+            "CREATE UNIQUE INDEX user_accounts_system_username ON user_accounts (system, username)",
+            "ALTER TABLE assignments ADD COLUMN review_due DATE",
+            "ALTER TABLE assignments ADD COLUMN reviewed_at TIMESTAMP",
+            "ALTER TABLE assignments ADD COLUMN reviewed_by VARCHAR(64)",
+            "ALTER TABLE assignments ADD COLUMN reminded_at TIMESTAMP",
+            "CREATE INDEX assignments_review_due ON assignments (review_due)",
+            """
+            CREATE TABLE access_requests (
+                id VARCHAR(64) NOT NULL PRIMARY KEY,
+                kind VARCHAR(16) NOT NULL,
+                state VARCHAR(16) NOT NULL,
+                organization_id VARCHAR(64) NOT NULL,
+                user_id VARCHAR(64),
+                assignment_id VARCHAR(64),
+                payload TEXT NOT NULL,
+                requested_by VARCHAR(64) NOT NULL,
+                requested_by_name VARCHAR(200),
+                requested_by_email VARCHAR(254),
+                locale VARCHAR(8) NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                decided_at TIMESTAMP,
+                decided_by VARCHAR(64),
+                reason TEXT
+            )
+            """,
+            "CREATE INDEX access_requests_state ON access_requests (state, organization_id)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
@@ -111,6 +153,15 @@ users = Table(
     Column("active", Boolean, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
+    Column("title", String(200)),
+)
+
+user_accounts = Table(
+    "user_accounts",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("system", String(32), primary_key=True),
+    Column("username", String(128), nullable=False),
 )
 
 assignments = Table(
@@ -130,6 +181,30 @@ assignments = Table(
     Column("username", String(128)),
     Column("extra", Text),
     Column("created_at", DateTime, nullable=False),
+    Column("review_due", Date),
+    Column("reviewed_at", DateTime),
+    Column("reviewed_by", String(64)),
+    Column("reminded_at", DateTime),
+)
+
+access_requests = Table(
+    "access_requests",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("organization_id", String(64), nullable=False),
+    Column("user_id", String(64)),
+    Column("assignment_id", String(64)),
+    Column("payload", Text, nullable=False),
+    Column("requested_by", String(64), nullable=False),
+    Column("requested_by_name", String(200)),
+    Column("requested_by_email", String(254)),
+    Column("locale", String(8), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("decided_at", DateTime),
+    Column("decided_by", String(64)),
+    Column("reason", Text),
 )
 
 _VERSION_DDL = """
