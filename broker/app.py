@@ -35,6 +35,7 @@ from .keys import KeyError_, KeyRing
 from .logs import RequestContext, current_request_id
 from .metrics import Metrics, TimedSource
 from .oidc.authorize import AuthorizeEndpoint
+from .oidc.backchannel import Courier, Outbox, logout_token_maker
 from .oidc.clients import ClientRegistry
 from .oidc.discovery import DiscoveryEndpoints
 from .oidc.flow import Flow, FlowError
@@ -168,6 +169,8 @@ def create_app(
     minter = TokenMinter(keyring.derived_keys("grant tokens"))
     remember = longest_family(settings)
     source = source or open_authorization(settings)
+    audit = AuditLog(settings.audit.target)
+    outbox = Outbox(store, clients, settings.backchannel, clock)
     broker = Broker(
         settings=settings,
         store=store,
@@ -184,8 +187,10 @@ def create_app(
         cookies=Cookies(settings.secure_cookies),
         proxies=TrustedProxies(settings.http.trusted_proxies),
         source=TimedSource(source, metrics),
-        audit=AuditLog(settings.audit.target),
+        audit=audit,
         http=http,
+        outbox=outbox,
+        courier=Courier(outbox, http, logout_token_maker(settings, signer), audit, metrics),
         metrics=metrics,
         clock=clock,
         # From the keys directory, like every secret replicas share: a value kept in the
@@ -236,9 +241,11 @@ def create_app(
         gc.freeze()
         with contextlib.suppress(StoreError):  # a store down at start-up: readiness says so
             await epoch.mark()
+        broker.courier.start()  # what other replicas (or this one, before a crash) left
         try:
             yield
         finally:
+            await broker.courier.aclose()
             for connector in broker.connectors.values():
                 await connector.aclose()
             await http.aclose()

@@ -136,6 +136,18 @@ class HttpSettings(_Model):
         return v
 
 
+class BackchannelSettings(_Model):
+    """Back-channel logout delivery: each notification waits in the store until its RP has
+    it, retried with backoff by any replica, until `deadline` seconds after the logout."""
+
+    timeout: float = Field(3.0, gt=0, le=30)  # one delivery attempt
+    deadline: int = Field(24 * 3600, ge=60, le=7 * 86400)
+    max_backoff: int = Field(300, ge=1, le=3600)  # the longest pause between two attempts
+    # A notification a replica took and did not finish (it died) is due again after this.
+    lease: int = Field(30, ge=5, le=600)
+    concurrency: int = Field(16, ge=1, le=256)  # deliveries in flight per replica
+
+
 class MetricsSettings(_Model):
     # Prometheus metrics are served on their own port, away from the public ingress.
     port: int = Field(9100, ge=1, le=65535)
@@ -245,6 +257,7 @@ class Settings(_Model):
     http: HttpSettings = HttpSettings()
     audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()
+    backchannel: BackchannelSettings = BackchannelSettings()
     # Discovery's service_documentation: where RP developers read how to integrate (e.g. a
     # published copy of docs/integration.md). Unset, discovery leaves the field out rather
     # than point at a page the broker does not serve.

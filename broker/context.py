@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .grants import GrantStore
     from .keys import KeyRing
     from .metrics import Metrics
+    from .oidc.backchannel import Courier, Outbox
     from .oidc.clients import ClientRegistry
     from .oidc.server import Provider
     from .oidc.tokens import Signer
@@ -44,6 +45,8 @@ class Broker:
     source: AuthorizationSource
     audit: AuditLog
     http: httpx.AsyncClient
+    outbox: Outbox
+    courier: Courier
     connectors: dict[str, Connector] = field(default_factory=dict)
     csrf_secret: bytes = b""  # derived from the keys directory's shared secret
     # One registry per app; every recording goes through it (see metrics.py).

@@ -68,6 +68,14 @@ class Metrics:
         self.errors = Counter(
             "broker_errors", "Errors by kind (store, unhandled, page_<key>, token_<error>).",
             ["kind"], registry=r)
+        self.backchannel_deliveries = Counter(
+            "broker_backchannel_deliveries",
+            "Back-channel logout attempts by outcome (delivered, retried, given_up).",
+            ["outcome"], registry=r)
+        # max: every worker sees the same outbox in the store.
+        self.backchannel_pending_gauge = Gauge(
+            "broker_backchannel_pending", "Back-channel logout notifications not yet delivered.",
+            registry=r, multiprocess_mode="max")
         # livesum: in multiprocess mode the pod's value is the sum over live workers.
         self.active_logins_gauge = Gauge(
             "broker_login_transactions_active",
@@ -88,6 +96,12 @@ class Metrics:
             self.bankid_hints.labels(_bounded(hint_code)).inc()
         if error_code:
             self.bankid_errors.labels(_bounded(error_code)).inc()
+
+    def backchannel(self, outcome: str) -> None:
+        self.backchannel_deliveries.labels(outcome).inc()
+
+    def backchannel_pending(self, count: int) -> None:
+        self.backchannel_pending_gauge.set(count)
 
     def token_issued(self, grant_type: str | None) -> None:
         self.tokens.labels(grant_type if grant_type in GRANT_TYPES else "other").inc()

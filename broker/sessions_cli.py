@@ -22,6 +22,7 @@ import httpx
 
 from .audit import AuditLog
 from .config import ConfigError, Settings, load_settings
+from .oidc.backchannel import Courier, Outbox, logout_token_maker
 from .oidc.clients import ClientRegistry
 from .oidc.logout import end_and_notify
 from .oidc.tokens import Signer
@@ -40,6 +41,8 @@ class AdminContext:
     clients: ClientRegistry
     audit: AuditLog
     http: httpx.AsyncClient
+    outbox: Outbox
+    courier: Courier
 
     @property
     def issuer(self) -> str:
@@ -55,13 +58,16 @@ class AdminContext:
         keyring = open_keyring(settings)
         store = open_state_store(settings, keyring)
         http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+        clients = ClientRegistry(settings.clients, http)
+        signer = Signer(keyring, settings.issuer)
+        audit = AuditLog(settings.audit.target)
+        outbox = Outbox(store, clients, settings.backchannel)
         return cls(settings=settings, store=store,
                    sessions=Sessions(store, settings.session.idle_timeout,
                                      settings.session.absolute_timeout,
                                      remember=longest_family(settings)),
-                   signer=Signer(keyring, settings.issuer),
-                   clients=ClientRegistry(settings.clients, http),
-                   audit=AuditLog(settings.audit.target), http=http)
+                   signer=signer, clients=clients, audit=audit, http=http, outbox=outbox,
+                   courier=Courier(outbox, http, logout_token_maker(settings, signer), audit))
 
     async def aclose(self) -> None:
         await self.http.aclose()

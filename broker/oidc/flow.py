@@ -33,7 +33,7 @@ from ..security import BROWSER_COOKIE, browser_digest, browser_id
 from ..session import SSO_COOKIE
 from ..store import StoreError
 from .claims import parse_claims_request, release, subject_for, unmet_essential
-from .logout import backchannel_task, end_session
+from .logout import deliver_soon, end_session
 from .responses import error_to_client, location_params, to_client
 from .server import BrokerRequest, GrantUser, TokenExchange
 from .transaction import LoginTransaction
@@ -391,7 +391,7 @@ class Flow:
         response = to_client(broker, request, uri, params, txn.params.get("response_mode"))
         if new_cookie:
             cookies.set(response, SSO_COOKIE, new_cookie)
-        response.background = backchannel_task(broker, replaced)
+        response.background = deliver_soon(broker, replaced)
         return response
 
     def _unmet_essential_claims(self, txn: LoginTransaction) -> list[str]:

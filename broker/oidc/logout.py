@@ -1,15 +1,14 @@
-"""RP-initiated logout 1.0 and Back-Channel Logout 1.0.
+"""RP-initiated logout 1.0, and ending a session wherever it ends.
 
-Logout ends the SSO session, stops the refresh tokens issued under it, and tells every
-client of the session that registered a `backchannel_logout_uri` (concurrently, with a
-timeout and a few retries, after the person's page has been answered).
+Ending a session (logout, withdrawal, an admin's revoke, another person logging in on the
+same browser) stops the refresh tokens issued under it and puts a back-channel logout
+notification for each of its RPs into the outbox before anyone is answered; the couriers
+deliver them (see `backchannel.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -19,27 +18,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..context import Broker
-from ..ids import new_id
 from ..security import BROWSER_COOKIE, browser_id, csrf_ok, csrf_token
 from ..session import SSO_COOKIE, Sessions, SsoSession
-from .claims import subject_for
 from .responses import add_query
 
 if TYPE_CHECKING:
     from ..audit import AuditLog
     from ..config import Settings
     from ..store import Store
-    from .clients import Client, ClientRegistry
+    from .backchannel import Courier, Outbox
+    from .clients import ClientRegistry
     from .tokens import Signer
 
 log = logging.getLogger(__name__)
-BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
-# Delivery: each client gets ATTEMPTS tries of at most TIMEOUT seconds, with a short
-# backoff between them; all clients concurrently. A round is bounded (3*3 + 0.5 + 1 =
-# 10.5 s by default), so it ends within uvicorn's graceful shutdown (20 s by default).
-BACKCHANNEL_TIMEOUT = 3.0
-BACKCHANNEL_ATTEMPTS = 3
-BACKCHANNEL_BACKOFF = 0.5
 
 
 class LogoutContext(Protocol):
@@ -53,94 +44,42 @@ class LogoutContext(Protocol):
     clients: ClientRegistry
     audit: AuditLog
     http: httpx.AsyncClient
+    outbox: Outbox
+    courier: Courier
 
     @property
     def issuer(self) -> str: ...
 
 
-async def end_session(ctx: LogoutContext, sid: str, reason: str = "logout") -> SsoSession | None:
-    """End one SSO session: the store record, and (through the sid-ended marker) every
-    refresh token issued under it. Returns the session when it was live, so the caller
-    can tell its clients over the back-channel."""
+async def _end(ctx: LogoutContext, sid: str, reason: str) -> tuple[SsoSession | None, list[str]]:
     session = await ctx.sessions.end(sid)
     ctx.audit.event("logout", sid=sid, reason=reason,
                     user=session.user.get("id") if session else None,
                     clients=sorted(session.clients) if session else None)
+    return session, (await ctx.outbox.enqueue(session) if session is not None else [])
+
+
+async def end_session(ctx: LogoutContext, sid: str, reason: str = "logout") -> SsoSession | None:
+    """End one SSO session: the store record, and (through the sid-ended marker) every
+    refresh token issued under it; its RPs' notifications are in the outbox when this
+    returns. Returns the session when it was live."""
+    session, _ = await _end(ctx, sid, reason)
     return session
 
 
-def logout_token(ctx: LogoutContext, session: SsoSession, client: Client) -> str:
-    """Back-Channel Logout 1.0 section 2.4: signed like the client's ID tokens, typ
-    logout+jwt, `sid` and `sub` as in its ID tokens, the logout event, never a nonce."""
-    now = int(time.time())
-    return ctx.signer.sign({
-        "iss": ctx.issuer, "aud": client.client_id, "iat": now, "exp": now + 120,
-        "jti": new_id(), "sid": session.sid,
-        "sub": subject_for(session.user["id"], client.settings, ctx.settings.pairwise_salt),
-        "events": {BACKCHANNEL_EVENT: {}},
-    }, client.settings.id_token_signed_response_alg, typ="logout+jwt")
-
-
-async def _deliver(ctx: LogoutContext, client: Client, token: str, attempts: int,
-                   per_call: float) -> bool:
-    uri = client.settings.backchannel_logout_uri
-    if not uri:
-        return False
-    for attempt in range(attempts):
-        if attempt:
-            await asyncio.sleep(BACKCHANNEL_BACKOFF * (2 ** (attempt - 1)))
-        try:
-            resp = await ctx.http.post(uri, data={"logout_token": token}, timeout=per_call,
-                                       headers={"Cache-Control": "no-store"})
-        except httpx.HTTPError as exc:
-            log.warning("back-channel logout to %s failed: %s", client.client_id,
-                        type(exc).__name__)
-            continue
-        if resp.status_code in (200, 204):
-            return True
-        log.warning("back-channel logout to %s answered %s", client.client_id, resp.status_code)
-        if resp.status_code < 500:
-            return False  # the RP rejected the token (or redirects): retrying will not help
-    return False
-
-
-async def send_backchannel(ctx: LogoutContext, session: SsoSession, *,
-                           attempts: int | None = None,
-                           per_call: float | None = None) -> dict[str, bool]:
-    """POST a logout_token to each client of the session that registered a
-    `backchannel_logout_uri`, concurrently; returns client -> delivered (audited)."""
-    attempts = attempts or BACKCHANNEL_ATTEMPTS
-    per_call = per_call or BACKCHANNEL_TIMEOUT
-    targets = [c for c in (ctx.clients.get(cid) for cid in session.clients)
-               if c is not None and c.settings.backchannel_logout_uri]
-    if not targets:
-        return {}
-    results = await asyncio.gather(
-        *(_deliver(ctx, c, logout_token(ctx, session, c), attempts, per_call) for c in targets),
-        return_exceptions=True)
-    outcome = {c.client_id: r is True for c, r in zip(targets, results, strict=True)}
-    for c, r in zip(targets, results, strict=True):
-        if isinstance(r, BaseException):
-            log.error("back-channel logout to %s crashed: %r", c.client_id, r)
-    ctx.audit.event("backchannel_logout", sid=session.sid, delivered=outcome)
-    return outcome
-
-
-def backchannel_task(ctx: LogoutContext, session: SsoSession | None) -> BackgroundTask | None:
-    """Deliver after the response has been sent. Starlette runs it once the last byte is
-    out, so the person (or the RP at /token) never waits for a slow or dead RP; uvicorn
-    counts it as in-flight work and lets it finish on a graceful shutdown. A crash of the
-    process loses undelivered tokens (back-channel logout is best effort by design; the
-    ended session still stops every refresh token)."""
+def deliver_soon(ctx: LogoutContext, session: SsoSession | None) -> BackgroundTask | None:
+    """Once the response is out, wake this replica's courier for what was just enqueued
+    (any replica would deliver it within a second anyway)."""
     if session is None or not session.clients:
         return None
-    return BackgroundTask(send_backchannel, ctx, session)
+    return BackgroundTask(ctx.courier.kick)
 
 
 async def end_and_notify(ctx: LogoutContext, sid: str, reason: str) -> dict[str, bool]:
-    """End a session and wait for the back-channel deliveries (admin CLI)."""
-    session = await end_session(ctx, sid, reason)
-    return await send_backchannel(ctx, session) if session is not None else {}
+    """End a session and try its deliveries at once (the admin CLI reports them); what
+    fails stays in the outbox for the replicas."""
+    session, ids = await _end(ctx, sid, reason)
+    return await ctx.courier.deliver_now(ids) if session is not None else {}
 
 
 class LogoutEndpoint:
@@ -208,7 +147,7 @@ class LogoutEndpoint:
 
         task = None
         if session is not None:
-            task = backchannel_task(broker, await end_session(broker, session.sid))
+            task = deliver_soon(broker, await end_session(broker, session.sid))
         if target:
             params_out = [("state", params["state"])] if params.get("state") else []
             response = Response(status_code=303, headers={"Location": add_query(target, params_out)})

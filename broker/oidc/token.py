@@ -33,7 +33,7 @@ from ..authz import AuthorizationSourceError, User
 from ..context import Broker
 from ..grants import RefreshLookup, spent_within_grace
 from ..ids import digest
-from .logout import backchannel_task, end_session
+from .logout import deliver_soon, end_session
 from .server import (
     AUTH_METHODS,
     BrokerRequest,
@@ -243,7 +243,7 @@ class TokenEndpoints:
         if not grant.sid:
             return None
         ended = await end_session(self.broker, grant.sid, reason="withdrawn")
-        return backchannel_task(self.broker, ended)
+        return deliver_soon(self.broker, ended)
 
     async def _spend_assertion(self, assertion: ClientAssertion | None) -> bool:
         """A private_key_jwt assertion authenticates once (its jti, any length, is kept

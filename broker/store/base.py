@@ -67,6 +67,19 @@ class Store(Protocol):
     async def index_members(self, key: str, now: float) -> set[str]:
         """The members still live at `now`."""
 
+    async def schedule(self, key: str, member: str, due: float) -> None:
+        """Put `member` in the schedule at `key`, due at `due` (re-scheduling moves it)."""
+
+    async def claim_due(self, key: str, now: float, lease: float, limit: int) -> list[str]:
+        """Take up to `limit` members due by `now` and move each `lease` seconds on, as one
+        step: of workers claiming at once each member goes to one; a member whose worker
+        died is due again when its lease runs out."""
+
+    async def unschedule(self, key: str, member: str) -> None: ...
+
+    async def scheduled(self, key: str) -> int:
+        """How many members the schedule holds (due or not)."""
+
     async def incr(self, key: str, ttl: int) -> int:
         """Count up a window counter (rate limits); the first increment arms the TTL."""
 

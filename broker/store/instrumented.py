@@ -77,6 +77,19 @@ class InstrumentedStore:
     async def index_members(self, key: str, now: float) -> set[str]:
         return await self._timed("index_members", lambda: self.inner.index_members(key, now))
 
+    async def schedule(self, key: str, member: str, due: float) -> None:
+        await self._timed("schedule", lambda: self.inner.schedule(key, member, due))
+
+    async def claim_due(self, key: str, now: float, lease: float, limit: int) -> list[str]:
+        return await self._timed("claim_due",
+                                 lambda: self.inner.claim_due(key, now, lease, limit))
+
+    async def unschedule(self, key: str, member: str) -> None:
+        await self._timed("unschedule", lambda: self.inner.unschedule(key, member))
+
+    async def scheduled(self, key: str) -> int:
+        return await self._timed("scheduled", lambda: self.inner.scheduled(key))
+
     async def incr(self, key: str, ttl: int) -> int:
         return await self._timed("incr", lambda: self.inner.incr(key, ttl))
 

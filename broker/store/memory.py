@@ -16,6 +16,10 @@ class _Index(dict):
     """An index (member -> expiry), told apart from JSON records stored as dicts."""
 
 
+class _Schedule(dict):
+    """A schedule (member -> due time); it never expires (its members are removed)."""
+
+
 class MemoryStore:
     def __init__(self, clock=time.monotonic, codec: Codec | None = None) -> None:
         self._clock = clock
@@ -118,6 +122,29 @@ class MemoryStore:
         if not isinstance(current, _Index):
             return set()
         return {m for m, exp in current.items() if exp >= now}
+
+    def _schedule(self, key: str) -> dict[str, float]:
+        current = self._live(key)
+        if not isinstance(current, _Schedule):
+            current = _Schedule()
+            self._data[key] = (float("inf"), current)
+        return current
+
+    async def schedule(self, key: str, member: str, due: float) -> None:
+        self._schedule(key)[member] = due
+
+    async def claim_due(self, key: str, now: float, lease: float, limit: int) -> list[str]:
+        schedule = self._schedule(key)
+        due = sorted((at, m) for m, at in schedule.items() if at <= now)[:limit]
+        for _, member in due:
+            schedule[member] = now + lease
+        return [m for _, m in due]
+
+    async def unschedule(self, key: str, member: str) -> None:
+        self._schedule(key).pop(member, None)
+
+    async def scheduled(self, key: str) -> int:
+        return len(self._schedule(key))
 
     async def incr(self, key: str, ttl: int) -> int:
         current = self._live(key)

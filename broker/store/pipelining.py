@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 # Commands that change nothing; every other command the store sends is a write.
-READS = frozenset({"GET", "MGET", "TTL", "ZRANGEBYSCORE", "PING", "ROLE"})
+READS = frozenset({"GET", "MGET", "TTL", "ZRANGEBYSCORE", "ZCARD", "PING", "ROLE"})
 
 
 class NotReplicated(RedisConnectionError):

@@ -278,6 +278,20 @@ class RedisStore:
         found = await self._run("ZRANGEBYSCORE", self._k(key), int(now), "+inf")
         return {m.decode() for m in found}
 
+    async def schedule(self, key: str, member: str, due: float) -> None:
+        await self._run("ZADD", self._k(key), float(due), member)
+
+    async def claim_due(self, key: str, now: float, lease: float, limit: int) -> list[str]:
+        claimed = await self._run("EVAL", scripts.CLAIM_DUE, 2, self._k(key), self._op(key),
+                                  OP_TTL, float(now), float(now + lease), int(limit))
+        return [m.decode() if isinstance(m, bytes) else m for m in claimed or []]
+
+    async def unschedule(self, key: str, member: str) -> None:
+        await self._run("ZREM", self._k(key), member)
+
+    async def scheduled(self, key: str) -> int:
+        return int(await self._run("ZCARD", self._k(key)))
+
     async def incr(self, key: str, ttl: int) -> int:
         return int(await self._run("EVAL", scripts.INCR, 2, self._k(key), self._op(key),
                                    OP_TTL, int(ttl)))

@@ -87,3 +87,15 @@ if last[2] then
   if left > 0 then redis.call('EXPIRE', KEYS[1], left) else redis.call('DEL', KEYS[1]) end
 end
 """
+
+# KEYS: schedule, op | ARGV: op_ttl, now, lease_until, limit. The claimed members are
+# remembered (as a JSON list) so that a resend returns the same claim.
+CLAIM_DUE = """
+local done = redis.call('GET', KEYS[2])
+if done then return cjson.decode(done) end
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))
+for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], member) end
+if #due == 0 then redis.call('SET', KEYS[2], '[]', 'EX', ARGV[1])
+else redis.call('SET', KEYS[2], cjson.encode(due), 'EX', ARGV[1]) end
+return due
+"""

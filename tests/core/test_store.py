@@ -133,3 +133,17 @@ async def test_redis_down_is_a_store_error_for_every_caller_and_recovers(tmp_pat
         await store.put("k", {"v": 2}, 60)  # pooled connections were dropped and reopened
         assert await store.get("k") == {"v": 2}
     await store.close()
+
+
+async def test_a_schedule_gives_each_due_member_to_one_claimer_and_leases_it(store):
+    await store.schedule("due", "a", 100)
+    await store.schedule("due", "b", 105)
+    await store.schedule("due", "later", 500)
+    claims = await asyncio.gather(*(store.claim_due("due", 110, 30, 10) for _ in range(5)))
+    assert sorted(m for c in claims for m in c) == ["a", "b"]  # each to exactly one claimer
+    assert await store.claim_due("due", 120, 30, 10) == []  # leased until 140
+    assert sorted(await store.claim_due("due", 141, 30, 10)) == ["a", "b"]  # lease ran out
+    await store.schedule("due", "a", 200)  # re-scheduled: moved, not added
+    await store.unschedule("due", "b")
+    assert await store.scheduled("due") == 2
+    assert await store.claim_due("due", 300, 30, 1) == ["a"]  # at most `limit`, oldest first

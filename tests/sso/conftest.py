@@ -18,7 +18,6 @@ from sso_support import DORA_PNR, ERIK_PNR, BlackHole, RelyingParty
 from broker.app import create_app
 from broker.authz import User
 from broker.config import parse_settings
-from broker.oidc import logout
 from broker.store import open_store
 from tests.support.fakes import FakeConnector, FakeSource, assignment, default_users
 from tests.support.redis import free_port
@@ -101,6 +100,8 @@ def sso(redis, tmp_path_factory):
         "pairwise_salt": "pairwise-salt-for-sso-tests-0123456789",
         "audit": {"target": str(tmp / "audit.log")},
         "session": {"idle_timeout": 3600, "absolute_timeout": 12 * 3600},
+        # A short attempt, so the hanging endpoint costs the test run little.
+        "backchannel": {"timeout": 1.5},
         "clients": [
             lifecare.client_config(),
             # MCSS: pairwise subjects and ES256, so logout tokens must follow both.
@@ -119,16 +120,10 @@ def sso(redis, tmp_path_factory):
         box.append(FakeConnector(broker, flow))
         return box[-1]
 
-    # Short delivery limits so the hanging endpoint costs the test run little.
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(logout, "BACKCHANNEL_TIMEOUT", 1.5)
-        mp.setattr(logout, "BACKCHANNEL_ATTEMPTS", 2)
-        mp.setattr(logout, "BACKCHANNEL_BACKOFF", 0.2)
-        app = create_app(settings, store=open_store(redis, settings.store.prefix),
-                         source=source, connectors={"test": factory})
-        with serve(lifecare.app(), lifecare.port), serve(mcss.app(), mcss.port), \
-                serve(app, port):
-            yield SsoBroker(issuer, app, source, box, lifecare, mcss, hole, config_path)
+    app = create_app(settings, store=open_store(redis, settings.store.prefix),
+                     source=source, connectors={"test": factory})
+    with serve(lifecare.app(), lifecare.port), serve(mcss.app(), mcss.port), serve(app, port):
+        yield SsoBroker(issuer, app, source, box, lifecare, mcss, hole, config_path)
     hole.close()
 
 
