@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from .audit import AuditLog
 from .authz import AuthorizationSource, AuthorizationSourceError
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, refuse_test_only
 from .connectors import Connector
 from .context import Broker
 from .grants import GrantStore, TokenMinter
@@ -145,7 +145,14 @@ def create_app(
     connectors: dict[str, ConnectorFactory] | None = None,
     extra_routes: list[BaseRoute] | None = None,
     clock: Callable[[], float] = time.time,
+    allow_test_only: bool = False,
 ) -> Starlette:
+    """The broker app. `allow_test_only` (for `broker demo`) permits the test-only settings
+    (the BankID simulator, generated keys, the memory store, the test PKI) whatever the
+    issuer; otherwise they need a loopback issuer and anything else is refused here, before
+    any of them is built."""
+    if not allow_test_only:
+        refuse_test_only(settings, store_given=store is not None)
     metrics = Metrics()
     keyring = open_keyring(settings)
     store = InstrumentedStore(store or open_state_store(settings, keyring), metrics)

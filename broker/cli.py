@@ -16,8 +16,15 @@ def _settings(path: str) -> Settings:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from .app import open_keyring
+    from .config import refuse_test_only
 
     settings = _settings(args.config)
+    refuse_test_only(settings)
+    bankid = settings.connectors.bankid
+    if bankid is not None and bankid.environment == "simulator":  # loopback issuer only
+        from .simulators.bankid_settings import from_config
+
+        from_config(bankid.simulator, settings.source)
     if not settings.keys.generate:
         open_keyring(settings)
     print(f"{args.config}: OK ({len(settings.clients)} clients, store {settings.store.url.split('://')[0]})")

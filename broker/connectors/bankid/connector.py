@@ -273,8 +273,9 @@ def create(broker: Any, flow: Any) -> BankIDConnector:
     launch = None
     if settings.environment == "simulator" and not settings.base_url:
         from ...simulators.bankid import create_simulator_app
+        from ...simulators.bankid_settings import from_config
 
-        sim = create_simulator_app(settings.simulator)
+        sim = create_simulator_app(from_config(settings.simulator, broker.settings.source))
         transport = httpx.ASGITransport(app=sim)
         broker.extra_mounts["/bankid-simulator"] = sim
         launch = "/bankid-simulator/app"
