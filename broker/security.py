@@ -238,4 +238,11 @@ def csrf_token(secret: bytes, binding: str) -> str:
 
 
 def csrf_ok(secret: bytes, binding: str, token: str | None) -> bool:
-    return bool(token) and hmac.compare_digest(csrf_token(secret, binding), token or "")
+    return bool(token) and equal_secrets(csrf_token(secret, binding), token or "")
+
+
+def equal_secrets(expected: str, given: str) -> bool:
+    """Constant-time comparison of a secret with what a caller sent. On bytes: comparing
+    `str`s raises TypeError for any non-ASCII character, which a caller controls."""
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"),
+                               given.encode("utf-8", "surrogatepass"))
