@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from .audit import AuditLog
@@ -128,6 +128,18 @@ def default_connectors(settings: Settings) -> dict[str, ConnectorFactory]:
     return factories
 
 
+def open_audit(settings: Settings) -> AuditLog:
+    """The audit log; a file path is relative to the config file, like every other path."""
+    target = settings.audit.target
+    audit = AuditLog(target if target == "stdout" else str(settings.path(target)))
+    try:
+        audit.open()
+    except OSError as exc:
+        raise ConfigError(f"{settings.source}: audit.target: cannot write {audit.target} "
+                          f"({exc.strerror})") from None
+    return audit
+
+
 def open_authorization(settings: Settings) -> AuthorizationSource:
     from . import authz
 
@@ -164,6 +176,7 @@ def create_app(
     signer = Signer(keyring, settings.issuer)
     minter = TokenMinter(keyring.derived_keys("grant tokens"))
     remember = longest_family(settings)
+    cookies = Cookies(settings.secure_cookies)
     broker = Broker(
         settings=settings,
         store=store,
@@ -176,11 +189,11 @@ def create_app(
         transactions=Transactions(store, settings.login.transaction_ttl),
         sessions=Sessions(store, settings.session.idle_timeout, settings.session.absolute_timeout,
                           remember=remember, clock=clock),
-        pages=Pages(),
-        cookies=Cookies(settings.secure_cookies),
+        pages=Pages(cookies=cookies),
+        cookies=cookies,
         proxies=TrustedProxies(settings.http.trusted_proxies),
         source=TimedSource(source or open_authorization(settings), metrics),
-        audit=AuditLog(settings.audit.target),
+        audit=open_audit(settings),
         http=http,
         metrics=metrics,
         clock=clock,
@@ -242,8 +255,21 @@ def create_app(
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers=_error_handlers(
                         broker, hygiene_headers(csp, settings.secure_cookies)))
+    _without_slash_redirects(app.router)
     app.state.broker = broker
     return app
+
+
+def _without_slash_redirects(router: Router) -> None:
+    """Starlette answers `/x/` with a redirect to `/x` whose host comes from the Host header
+    (any host an attacker sends); here a path that does not exist is a 404 page, in every
+    mounted app too. Every link and redirect we make is built from the issuer."""
+    router.redirect_slashes = False
+    for route in router.routes:
+        if isinstance(route, Mount):
+            inner = route.app.router if isinstance(route.app, Starlette) else route.app
+            if isinstance(inner, Router):
+                _without_slash_redirects(inner)
 
 
 async def _healthz(request: Request) -> Response:
