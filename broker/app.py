@@ -19,7 +19,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
@@ -336,6 +336,12 @@ def _error_handlers(broker: Broker, hygiene: list[tuple[bytes, bytes]]) -> dict[
                                                           "Cache-Control": "no-store"})
         return pages.error(request, "error_unavailable", status_code=503)
 
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client closed the connection (or the server cut off a body that did not
+        # arrive in time, broker/http_limits.py) while its request was read: nobody listens.
+        log.info("client went away during %s %s", request.method, request.url.path)
+        return Response(status_code=400)
+
     async def unexpected(request: Request, exc: Exception) -> Response:
         broker.metrics.error("unhandled")
         log.exception("unhandled error on %s", request.url.path)
@@ -350,7 +356,7 @@ def _error_handlers(broker: Broker, hygiene: list[tuple[bytes, bytes]]) -> dict[
         return response
 
     return {FlowError: flow_error, HTTPException: http_error, StoreError: store_error,
-            Exception: unexpected}
+            ClientDisconnect: client_gone, Exception: unexpected}
 
 
 __all__ = ["Path", "create_app"]

@@ -132,6 +132,15 @@ class HttpSettings(_Model):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     # SIGTERM: stop accepting, finish in-flight requests within this time, close pools.
     graceful_shutdown_seconds: int = Field(20, ge=1, le=300)
+    # Per connection under `broker serve` (broker/http_limits.py; docs/operations.md): the
+    # request line and headers at most this large and this many fields, complete within
+    # header_timeout s of their first byte; the body within body_timeout s of the headers;
+    # an idle connection closed after keep_alive_timeout s.
+    max_header_bytes: int = Field(16 * 1024, ge=4 * 1024, le=1024 * 1024)
+    max_header_fields: int = Field(100, ge=20, le=1000)
+    header_timeout: float = Field(10.0, gt=0, le=300)
+    body_timeout: float = Field(10.0, gt=0, le=300)
+    keep_alive_timeout: int = Field(5, ge=1, le=300)
 
     @field_validator("trusted_proxies")
     @classmethod
