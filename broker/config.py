@@ -77,7 +77,7 @@ def check_url(value: str, *, allow_query: bool = True) -> str:
 
 
 class StoreSettings(_Model):
-    # memory:// is for tests and `broker demo` only (see `test_only_switches`).
+    # memory:// is for tests and `broker demo` only (see `switches_for_tests`).
     url: str = "memory://"
     prefix: str = "broker:"
     timeout: float = Field(2.0, gt=0)
@@ -100,7 +100,7 @@ class StoreSettings(_Model):
 class KeySettings(_Model):
     dir: str = "keys"
     # Generate missing keys at start-up; for development and `broker demo` only (refused
-    # unless the issuer is loopback, see `test_only_switches`).
+    # unless the issuer is loopback, see `switches_for_tests`).
     generate: bool = False
 
 
@@ -303,7 +303,7 @@ class Settings(_Model):
         return self.issuer.startswith("https://")
 
 
-def test_only_switches(settings: Settings, *, store_given: bool = False) -> list[str]:
+def switches_for_tests(settings: Settings, *, store_given: bool = False) -> list[str]:
     """The settings meant for tests and `broker demo` that this config turns on, one line
     each naming the key. Each one lets somebody log in without a real credential, or
     weakens every login, so a deployment (an issuer that is not loopback) refuses them
@@ -342,7 +342,7 @@ def refuse_test_only(settings: Settings, *, store_given: bool = False) -> None:
     issuer is not loopback. `broker demo` and tests on localhost may use them."""
     if is_loopback_url(settings.issuer):
         return
-    found = test_only_switches(settings, store_given=store_given)
+    found = switches_for_tests(settings, store_given=store_given)
     if found:
         raise ConfigError("\n".join(found))
 

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from ..security import Cookies
 from .messages import LOCALES, translate
-
-if TYPE_CHECKING:
-    from ..security import Cookies
 
 HERE = Path(__file__).parent
 LANG_COOKIE = "broker_lang"
@@ -53,8 +51,6 @@ class Pages:
     def __init__(self, extra_template_dirs: list[Path] | None = None, *,
                  cookies: Cookies | None = None) -> None:
         """`cookies` sets the language cookie like every other (`__Host-`, Secure on https)."""
-        from ..security import Cookies
-
         self.cookies = cookies or Cookies(secure=True)
         dirs = [HERE / "templates", *(extra_template_dirs or [])]
         self.env = Environment(
