@@ -26,6 +26,7 @@ from pydantic import (
 from .authz.settings import AuthorizationSettings
 from .connectors.bankid.settings import BankIDSettings
 from .connectors.siths.settings import SithsSettings
+from .security import proxy_network
 from .validation import error_lines, format_loc
 
 SigningAlg = Literal["RS256", "ES256"]
@@ -146,14 +147,7 @@ class HttpSettings(_Model):
     @classmethod
     def _nets(cls, v: list[str]) -> list[str]:
         for item in v:
-            try:
-                net = ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
-            if net.prefixlen == 0:
-                # Every peer could then set X-Forwarded-For/-Proto: the client address of
-                # rate limits, BankID's endUserIp and the scheme would all be the caller's say.
-                raise ValueError(f"{item!r} would trust every address; name the proxies' networks")
+            proxy_network(item)
         return v
 
 

@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ...security import proxy_network
+
 HeaderFormat = Literal["nginx", "envoy", "traefik", "haproxy", "rfc9440"]
 
 #: The header each proxy uses by convention (reference §4.9).
@@ -133,14 +135,8 @@ class ProxySettings(_Model):
     @classmethod
     def _nets(cls, v: list[str]) -> list[str]:
         for item in v:
-            if item == UNIX_PEER:
-                continue
-            try:
-                net = ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or CIDR network (or 'unix')") from None
-            if net.prefixlen == 0:
-                raise ValueError(f"{item!r} would trust every address; name the proxies' networks")
+            if item != UNIX_PEER:
+                proxy_network(item)
         return v
 
     @property
