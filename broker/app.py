@@ -20,14 +20,14 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from .audit import AuditLog
 from .authz import AuthorizationSource, AuthorizationSourceError
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, refuse_test_only
 from .connectors import Connector
 from .context import Broker
 from .grants import GrantStore, TokenMinter
@@ -130,6 +130,18 @@ def default_connectors(settings: Settings) -> dict[str, ConnectorFactory]:
     return factories
 
 
+def open_audit(settings: Settings) -> AuditLog:
+    """The audit log; a file path is relative to the config file, like every other path."""
+    target = settings.audit.target
+    audit = AuditLog(target if target == "stdout" else str(settings.path(target)))
+    try:
+        audit.open()
+    except OSError as exc:
+        raise ConfigError(f"{settings.source}: audit.target: cannot write {audit.target} "
+                          f"({exc.strerror})") from None
+    return audit
+
+
 def open_authorization(settings: Settings) -> AuthorizationSource:
     from . import authz
 
@@ -148,8 +160,15 @@ def create_app(
     extra_routes: list[BaseRoute] | None = None,
     clock: Callable[[], float] = time.time,
     admin_today: Callable[[], date] | None = None,
+    allow_test_only: bool = False,
 ) -> Starlette:
-    """`admin_today` replaces the admin app's clock (tests of review dates)."""
+    """The broker app. `allow_test_only` (for `broker demo`) permits the test-only settings
+    (the BankID simulator, generated keys, the memory store, the test PKI) whatever the
+    issuer; otherwise they need a loopback issuer and anything else is refused here, before
+    any of them is built. `admin_today` replaces the admin app's clock (tests of review
+    dates)."""
+    if not allow_test_only:
+        refuse_test_only(settings, store_given=store is not None)
     metrics = Metrics()
     keyring = open_keyring(settings)
     store = InstrumentedStore(store or open_state_store(settings, keyring), metrics)
@@ -169,8 +188,9 @@ def create_app(
     minter = TokenMinter(keyring.derived_keys("grant tokens"))
     remember = longest_family(settings)
     source = source or open_authorization(settings)
-    audit = AuditLog(settings.audit.target)
+    audit = open_audit(settings)
     outbox = Outbox(store, clients, settings.backchannel, clock)
+    cookies = Cookies(settings.secure_cookies)
     broker = Broker(
         settings=settings,
         store=store,
@@ -183,8 +203,8 @@ def create_app(
         transactions=Transactions(store, settings.login.transaction_ttl),
         sessions=Sessions(store, settings.session.idle_timeout, settings.session.absolute_timeout,
                           remember=remember, clock=clock),
-        pages=Pages(),
-        cookies=Cookies(settings.secure_cookies),
+        pages=Pages(cookies=cookies),
+        cookies=cookies,
         proxies=TrustedProxies(settings.http.trusted_proxies),
         source=TimedSource(source, metrics),
         audit=audit,
@@ -257,6 +277,7 @@ def create_app(
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers=_error_handlers(
                         broker, hygiene_headers(csp, settings.secure_cookies)))
+    _without_slash_redirects(app.router)
     app.state.broker = broker
     if admin_login is not None:
         admin_login.app = app  # the admin app redeems its codes at our own token endpoint
@@ -293,6 +314,18 @@ def _admin_app(broker: Broker, source: AuthorizationSource, client: Any,
     login = AdminLogin(broker, settings.admin, client)
     pages = AdminPages(broker, settings.admin, login, service, kind, listed)
     return login, pages.routes()
+
+
+def _without_slash_redirects(router: Router) -> None:
+    """Starlette answers `/x/` with a redirect to `/x` whose host comes from the Host header
+    (any host an attacker sends); here a path that does not exist is a 404 page, in every
+    mounted app too. Every link and redirect we make is built from the issuer."""
+    router.redirect_slashes = False
+    for route in router.routes:
+        if isinstance(route, Mount):
+            inner = route.app.router if isinstance(route.app, Starlette) else route.app
+            if isinstance(inner, Router):
+                _without_slash_redirects(inner)
 
 
 async def _healthz(request: Request) -> Response:
@@ -359,6 +392,12 @@ def _error_handlers(broker: Broker, hygiene: list[tuple[bytes, bytes]]) -> dict[
                                                           "Cache-Control": "no-store"})
         return pages.error(request, "error_unavailable", status_code=503)
 
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client closed the connection (or the server cut off a body that did not
+        # arrive in time, broker/http_limits.py) while its request was read: nobody listens.
+        log.info("client went away during %s %s", request.method, request.url.path)
+        return Response(status_code=400)
+
     async def unexpected(request: Request, exc: Exception) -> Response:
         broker.metrics.error("unhandled")
         log.exception("unhandled error on %s", request.url.path)
@@ -373,7 +412,7 @@ def _error_handlers(broker: Broker, hygiene: list[tuple[bytes, bytes]]) -> dict[
         return response
 
     return {FlowError: flow_error, HTTPException: http_error, StoreError: store_error,
-            Exception: unexpected}
+            ClientDisconnect: client_gone, Exception: unexpected}
 
 
 __all__ = ["Path", "create_app"]

@@ -16,8 +16,15 @@ def _settings(path: str) -> Settings:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from .app import open_keyring
+    from .config import refuse_test_only
 
     settings = _settings(args.config)
+    refuse_test_only(settings)
+    bankid = settings.connectors.bankid
+    if bankid is not None and bankid.environment == "simulator":  # loopback issuer only
+        from .simulators.bankid_settings import from_config
+
+        from_config(bankid.simulator, settings.source)
     if not settings.keys.generate:
         open_keyring(settings)
     print(f"{args.config}: OK ({len(settings.clients)} clients, store {settings.store.url.split('://')[0]})")
@@ -42,8 +49,10 @@ def serve(args: argparse.Namespace, *, factory: str) -> int:
 
     import uvicorn
     from uvicorn.importer import import_from_string
+    from uvicorn.supervisors import Multiprocess
 
     from . import logs, metrics
+    from .http_limits import LimitsConfig, ServerLimits
 
     log_config = logs.log_config(args.log_level)
     logging.config.dictConfig(log_config)
@@ -55,11 +64,25 @@ def serve(args: argparse.Namespace, *, factory: str) -> int:
             # uvicorn re-raises the SIGTERM it handled once it has shut down; with this
             # handler in place that ends the process normally (exit 0), not by the signal.
             signal.signal(signal.SIGTERM, lambda signum, frame: None)
-            uvicorn.run(factory, factory=True, host=args.host, port=args.port,
-                        workers=args.workers, proxy_headers=False, server_header=False,
-                        timeout_graceful_shutdown=args.graceful_timeout
-                        or settings.http.graceful_shutdown_seconds,
-                        log_level=args.log_level, log_config=log_config, access_log=True)
+            http = settings.http
+            config = LimitsConfig(
+                factory, factory=True, host=args.host, port=args.port, workers=args.workers,
+                proxy_headers=False, server_header=False,
+                timeout_graceful_shutdown=args.graceful_timeout or http.graceful_shutdown_seconds,
+                log_level=args.log_level, log_config=log_config, access_log=True,
+                limits=ServerLimits(max_header_bytes=http.max_header_bytes,
+                                    max_header_fields=http.max_header_fields,
+                                    header_timeout=http.header_timeout,
+                                    body_timeout=http.body_timeout,
+                                    keep_alive_timeout=http.keep_alive_timeout))
+            # What uvicorn.run does, with our Config (it cannot take one).
+            server = uvicorn.Server(config)
+            if config.workers > 1:
+                Multiprocess(config, sockets=[config.bind_socket()]).run()
+            else:
+                server.run()
+                if not server.started:
+                    return 1
     return 0
 
 

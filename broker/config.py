@@ -28,6 +28,7 @@ from .authz.settings import AuthorizationSettings
 from .connectors.bankid.settings import BankIDSettings
 from .connectors.siths.settings import SithsSettings
 from .mail import SmtpSettings
+from .security import proxy_network
 from .validation import error_lines, format_loc
 
 SigningAlg = Literal["RS256", "ES256"]
@@ -59,6 +60,11 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def is_loopback_url(url: str) -> bool:
+    """Whether `url` names this machine (localhost or a loopback address)."""
+    return _is_loopback(urlsplit(url).hostname)
+
+
 def check_url(value: str, *, allow_query: bool = True) -> str:
     """An absolute https URL (http only on loopback, for development) without fragment."""
     parts = urlsplit(value)
@@ -74,6 +80,7 @@ def check_url(value: str, *, allow_query: bool = True) -> str:
 
 
 class StoreSettings(_Model):
+    # memory:// is for tests and `broker demo` only (see `switches_for_tests`).
     url: str = "memory://"
     prefix: str = "broker:"
     timeout: float = Field(2.0, gt=0)
@@ -95,7 +102,8 @@ class StoreSettings(_Model):
 
 class KeySettings(_Model):
     dir: str = "keys"
-    # Generate missing keys at start-up; for development and `broker demo` only.
+    # Generate missing keys at start-up; for development and `broker demo` only (refused
+    # unless the issuer is loopback, see `switches_for_tests`).
     generate: bool = False
 
 
@@ -127,12 +135,21 @@ class HttpSettings(_Model):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     # SIGTERM: stop accepting, finish in-flight requests within this time, close pools.
     graceful_shutdown_seconds: int = Field(20, ge=1, le=300)
+    # Per connection under `broker serve` (broker/http_limits.py; docs/operations.md): the
+    # request line and headers at most this large and this many fields, complete within
+    # header_timeout s of their first byte; the body within body_timeout s of the headers;
+    # an idle connection closed after keep_alive_timeout s.
+    max_header_bytes: int = Field(16 * 1024, ge=4 * 1024, le=1024 * 1024)
+    max_header_fields: int = Field(100, ge=20, le=1000)
+    header_timeout: float = Field(10.0, gt=0, le=300)
+    body_timeout: float = Field(10.0, gt=0, le=300)
+    keep_alive_timeout: int = Field(5, ge=1, le=300)
 
     @field_validator("trusted_proxies")
     @classmethod
     def _nets(cls, v: list[str]) -> list[str]:
         for item in v:
-            ipaddress.ip_network(item, strict=False)
+            proxy_network(item)
         return v
 
 
@@ -172,7 +189,9 @@ class ClientSettings(_Model):
     userinfo_signed_response_alg: SigningAlg | None = None
     access_token_format: Literal["opaque", "jwt"] = "opaque"
     subject_type: Literal["public", "pairwise"] = "public"
-    scopes: list[str] = Field(default_factory=lambda: list(STANDARD_SCOPES))
+    # What the client may ask for. Only `openid` unless registered: a client registered
+    # without scopes must not receive personal identity numbers or names.
+    scopes: list[str] = Field(default_factory=lambda: ["openid"])
     default_acr_values: list[str] = Field(default_factory=list)
     id_token_ttl: int | None = Field(None, ge=30, le=300)
     access_token_ttl: int | None = Field(None, ge=30, le=86400)
@@ -329,6 +348,50 @@ class Settings(_Model):
     @property
     def secure_cookies(self) -> bool:
         return self.issuer.startswith("https://")
+
+
+def switches_for_tests(settings: Settings, *, store_given: bool = False) -> list[str]:
+    """The settings meant for tests and `broker demo` that this config turns on, one line
+    each naming the key. Each one lets somebody log in without a real credential, or
+    weakens every login, so a deployment (an issuer that is not loopback) refuses them
+    (`refuse_test_only`). `store_given`: the caller brings its own store (the URL is unused).
+    """
+    where = settings.source
+    found: list[str] = []
+    bankid = settings.connectors.bankid
+    if bankid is not None and bankid.environment == "simulator":
+        found.append(f"{where}: connectors.bankid.environment: simulator answers every order as "
+                     "any test person (its control API approves them): tests and `broker demo` "
+                     "only; use test or production")
+        if (bankid.simulator or {}).get("auto_approve"):
+            found.append(f"{where}: connectors.bankid.simulator.auto_approve: completes every "
+                         "order without anybody: tests and `broker demo` only")
+    if settings.keys.generate:
+        found.append(f"{where}: keys.generate: generated keys are for development only (each "
+                     "replica would sign with keys of its own); run `broker keys generate` "
+                     "and set it to false")
+    if not store_given and settings.store.url.startswith("memory://"):
+        found.append(f"{where}: store.url: memory:// keeps logins in one process (workers and "
+                     "replicas would not see each other's logouts, spent codes or revocations); "
+                     "use redis://, rediss:// or redis+sentinel://")
+    siths = settings.connectors.siths
+    if siths is not None:
+        from .connectors.siths.settings import holds_test_pki
+
+        if holds_test_pki(settings.path(siths.trust.ca_bundle)):
+            found.append(f"{where}: connectors.siths.trust.ca_bundle: holds the broker's own "
+                         "test PKI (tests and `broker demo`), whose cards anybody can make")
+    return found
+
+
+def refuse_test_only(settings: Settings, *, store_given: bool = False) -> None:
+    """Stop start-up (and `broker check-config`) when a test-only setting is on and the
+    issuer is not loopback. `broker demo` and tests on localhost may use them."""
+    if is_loopback_url(settings.issuer):
+        return
+    found = switches_for_tests(settings, store_given=store_given)
+    if found:
+        raise ConfigError("\n".join(found))
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

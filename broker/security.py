@@ -108,6 +108,19 @@ class BodyTooLarge(Exception):
     pass
 
 
+def proxy_network(item: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A network whose peers may speak for the client (X-Forwarded-*, a certificate header).
+    Never every address (/0): any caller could then claim any client address or scheme, or
+    hand in a certificate. Raises ValueError with a message for the settings."""
+    try:
+        net = ipaddress.ip_network(item, strict=False)
+    except ValueError:
+        raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+    if net.prefixlen == 0:
+        raise ValueError(f"{item!r} would trust every address; name the proxies' networks")
+    return net
+
+
 class TrustedProxies:
     """Forwarded headers count only when the TCP peer is a configured proxy.
 
@@ -238,4 +251,11 @@ def csrf_token(secret: bytes, binding: str) -> str:
 
 
 def csrf_ok(secret: bytes, binding: str, token: str | None) -> bool:
-    return bool(token) and hmac.compare_digest(csrf_token(secret, binding), token or "")
+    return bool(token) and equal_secrets(csrf_token(secret, binding), token or "")
+
+
+def equal_secrets(expected: str, given: str) -> bool:
+    """Constant-time comparison of a secret with what a caller sent. On bytes: comparing
+    `str`s raises TypeError for any non-ASCII character, which a caller controls."""
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"),
+                               given.encode("utf-8", "surrogatepass"))

@@ -50,7 +50,7 @@ class AdminContext:
 
     @classmethod
     def open(cls, settings: Settings) -> AdminContext:
-        from .app import longest_family, open_keyring, open_state_store
+        from .app import longest_family, open_audit, open_keyring, open_state_store
 
         if settings.store.url.startswith("memory://"):
             raise ConfigError(f"{settings.source}: store.url: sessions in the in-memory store live "
@@ -60,7 +60,7 @@ class AdminContext:
         http = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         clients = ClientRegistry(settings.clients, http)
         signer = Signer(keyring, settings.issuer)
-        audit = AuditLog(settings.audit.target)
+        audit = open_audit(settings)
         outbox = Outbox(store, clients, settings.backchannel)
         return cls(settings=settings, store=store,
                    sessions=Sessions(store, settings.session.idle_timeout,

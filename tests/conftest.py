@@ -10,7 +10,7 @@ import pytest
 from joserfc.jwk import ECKey
 
 from broker.app import create_app
-from broker.config import parse_settings
+from broker.config import STANDARD_SCOPES, parse_settings
 from broker.store import open_store
 from tests.support.fakes import FakeConnector, FakeSource, default_users
 from tests.support.redis import free_port, redis_url
@@ -41,11 +41,12 @@ def base_config(issuer: str, keys_dir: Path, redis: str, jwt_key: ECKey) -> dict
                         "assignments"]},
             {"client_id": "rp-post", "client_name": "MCSS", "client_secret": "p" * 32,
              "token_endpoint_auth_method": "client_secret_post", "redirect_uris": [REDIRECT],
-             "subject_type": "pairwise"},
+             "subject_type": "pairwise", "scopes": list(STANDARD_SCOPES)},
             {"client_id": "rp-jwt", "client_name": "JWT RP",
              "token_endpoint_auth_method": "private_key_jwt",
              "jwks": {"keys": [jwt_key.as_dict(private=False)]},
              "redirect_uris": [REDIRECT], "id_token_signed_response_alg": "ES256",
+             "scopes": list(STANDARD_SCOPES),
              "userinfo_signed_response_alg": "RS256", "access_token_format": "jwt",
              "claims": {"commissionName": "role", "healthCareUnitName": None}},
             {"client_id": "rp-flat", "client_name": "Flat RP", "client_secret": "f" * 32,

@@ -162,7 +162,7 @@ def build_demo(workdir: Path, host: str, port: int, auto_approve: str | None = N
     settings = parse_settings(data, str(workdir / "demo.yaml"))
     issuer = settings.issuer
     rp = create_demo_rp(issuer, CLIENT_ID, data["clients"][0]["client_secret"], issuer + "/demo-rp")
-    app = create_app(settings, extra_routes=[Mount("/demo-rp", app=rp)])
+    app = create_app(settings, extra_routes=[Mount("/demo-rp", app=rp)], allow_test_only=True)
     return Demo(app=app, settings=settings, workdir=workdir, base_url=issuer, host=host,
                 port=port, siths=siths_demo, pki_socket=pki_socket)
 

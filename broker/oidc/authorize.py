@@ -8,7 +8,10 @@ redirect URI that is not registered gets an error page and is never redirected t
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+from typing import Any
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from joserfc import jws
@@ -19,6 +22,7 @@ from starlette.routing import Route
 
 from ..context import Broker
 from .claims import ClaimsRequestError, parse_claims_request
+from .echo import parameter_names
 from .responses import error_to_client
 from .server import BrokerRequest
 
@@ -33,6 +37,20 @@ KEPT = ("client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge"
         "acr_values", "login_hint", "ui_locales", "claims", "id_token_hint", "display",
         "claims_locales", "authnProvider", "https://id.oidc.se/param/authnProvider",
         "https://id.oidc.se/param/userMessage")
+
+
+RESPONSE_TYPE = re.compile(r"^[A-Za-z0-9_]+( [A-Za-z0-9_]+)*$")
+
+
+def _peek(request_object: str) -> tuple[str | None, Any]:
+    """The `kid` and `redirect_uri` of a request object, unverified (Authlib verifies it)."""
+    try:
+        obj = jws.extract_compact(request_object.encode())
+        claims = json.loads(obj.payload)
+        return obj.headers().get("kid"), (claims.get("redirect_uri")
+                                          if isinstance(claims, dict) else None)
+    except Exception:
+        return None, None
 
 
 class RedirectableError(Exception):
@@ -64,10 +82,12 @@ class AuthorizeEndpoint:
         params = await self._params(request)
         if params is None:
             return pages.error(request, "error_request", detail="wrong content type", status_code=415)
-        for key, value in params.multi_items():
-            limit = MAX_REQUEST_OBJECT if key == "request" else MAX_VALUE
-            if len(value) > limit or len(key) > 256:
-                return pages.error(request, "error_request", detail=f"'{key}' is too long")
+        too_long = [key for key, value in params.multi_items()
+                    if len(value) > (MAX_REQUEST_OBJECT if key == "request" else MAX_VALUE)
+                    or len(key) > 256]
+        if too_long:
+            return pages.error(request, "error_request",
+                               detail=f"too long: {parameter_names(too_long)}")
 
         client = broker.clients.get(params.get("client_id"))
         if client is None:
@@ -83,11 +103,18 @@ class AuthorizeEndpoint:
         if "request_uri" in params:
             return error_to_client(broker, request, outer_redirect, "request_uri_not_supported",
                                    "request objects are accepted by value only", state, mode)
+        if not RESPONSE_TYPE.match(params.get("response_type", "code")):
+            # Authlib echoes response_type into its error, which refuses quotes, backslashes
+            # and anything outside ASCII (a 500): RFC 6749 A.3 syntax first.
+            return error_to_client(broker, request, outer_redirect, "unsupported_response_type",
+                                   "response_type must be code", state, mode)
         if "request" in params:
-            try:
-                kid = jws.extract_compact(params["request"].encode()).headers().get("kid")
-            except Exception:
-                kid = None
+            kid, inner_redirect = _peek(params["request"])
+            if inner_redirect is not None and not client.check_redirect_uri(inner_redirect):
+                # Authlib would echo it (see above); unregistered is the answer either way.
+                return error_to_client(broker, request, outer_redirect, "invalid_request",
+                                       "the request object's redirect_uri is not registered",
+                                       state, mode)
             await broker.clients.ensure_keys(client, kid)
 
         oauth_req = BrokerRequest(request.method, broker.issuer + "/authorize", params,

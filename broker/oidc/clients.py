@@ -53,10 +53,10 @@ class Client(ClientMixin):
         return redirect_uri in self.settings.redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
-        import hmac
+        from ..security import equal_secrets
 
         expected = self.settings.client_secret or ""
-        return bool(expected) and hmac.compare_digest(expected, client_secret)
+        return bool(expected) and equal_secrets(expected, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method == self.settings.token_endpoint_auth_method

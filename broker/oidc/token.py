@@ -33,6 +33,8 @@ from ..authz import AuthorizationSourceError, User
 from ..context import Broker
 from ..grants import RefreshLookup, spent_within_grace
 from ..ids import digest
+from .echo import parameter_names
+from .http_auth import check_client_authorization
 from .logout import deliver_soon, end_session
 from .server import (
     AUTH_METHODS,
@@ -63,6 +65,7 @@ def oauth_error(error: OAuth2Error) -> Response:
 
 
 async def read_form(request: Request) -> ImmutableMultiDict:
+    check_client_authorization(request.headers.get("authorization"))  # before Authlib reads it
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/x-www-form-urlencoded":
         raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
@@ -73,13 +76,13 @@ async def read_form(request: Request) -> ImmutableMultiDict:
                           max_num_fields=64)
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequestError("the body is not a valid form") from None
-    for key, value in items:
-        if len(value) > 8192:
-            raise InvalidRequestError(f"'{key}' is too long")
+    too_long = [key for key, value in items if len(value) > 8192 or len(key) > 256]
+    if too_long:
+        raise InvalidRequestError(f"too long: {parameter_names(too_long)}")
     names = [k for k, _ in items]
     repeated = {k for k in names if names.count(k) > 1} if len(set(names)) != len(names) else set()
     if repeated:
-        raise InvalidRequestError(f"repeated parameter: {', '.join(sorted(repeated))}")
+        raise InvalidRequestError(f"repeated parameter: {parameter_names(repeated)}")
     return ImmutableMultiDict(items)
 
 

@@ -396,7 +396,7 @@ def _settings(args: argparse.Namespace) -> BankIDSimulatorSettings:
             raise ValueError(str(exc)) from None
         bankid = loaded.connectors.bankid
         if bankid is not None:
-            data = bankid.simulator.model_dump()
+            data = dict(bankid.simulator or {})
     if args.auto_approve:
         data["auto_approve"] = args.auto_approve
     if args.auto_approve_delay is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -130,3 +130,19 @@ class BankIDSimulatorSettings(BaseModel):
             if p.personal_number == personal_number:
                 return p
         return None
+
+
+def from_config(data: dict[str, Any] | None, source: str = "<settings>") -> BankIDSimulatorSettings:
+    """`connectors.bankid.simulator` of a broker config, validated here (not by the
+    production settings model, which must not import the simulator); errors name the key."""
+    from pydantic import ValidationError
+
+    from ..config import ConfigError
+    from ..validation import error_lines, format_loc
+
+    try:
+        return BankIDSimulatorSettings.model_validate(data or {})
+    except ValidationError as exc:
+        prefix = ("connectors", "bankid", "simulator")
+        raise ConfigError("\n".join(f"{source}: {format_loc(loc)}: {msg}"
+                                    for loc, msg in error_lines(exc, prefix))) from None

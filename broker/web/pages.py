@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from ..security import Cookies
 from .messages import LOCALES, translate
 
 HERE = Path(__file__).parent
 LANG_COOKIE = "broker_lang"
+LANG_MAX_AGE = 365 * 86400
+_SLASHES = re.compile(r"/{2,}")
+
+
+def local_path(path: str) -> str:
+    """The request's path as a link on this site: percent-encoded (a backslash is %5C, which
+    browsers would otherwise read as '/') with runs of '/' made one, so that it never reads
+    as a protocol-relative `//host/...` link, whatever path the request came with."""
+    return _SLASHES.sub("/", "/" + quote(path, safe="/:@!$&'()*+,;=-._~"))
 
 
 def pick_locale(request: Request, ui_locales: str | None = None) -> str:
@@ -24,7 +36,8 @@ def pick_locale(request: Request, ui_locales: str | None = None) -> str:
         base = tag.split("-")[0].lower()
         if base in LOCALES:
             return base
-    cookie = request.cookies.get(LANG_COOKIE)
+    # __Host-broker_lang on https; the plain name on a localhost demo (and from before).
+    cookie = request.cookies.get(f"__Host-{LANG_COOKIE}") or request.cookies.get(LANG_COOKIE)
     if cookie in LOCALES:
         return cookie
     for part in request.headers.get("accept-language", "").split(","):
@@ -35,7 +48,10 @@ def pick_locale(request: Request, ui_locales: str | None = None) -> str:
 
 
 class Pages:
-    def __init__(self, extra_template_dirs: list[Path] | None = None) -> None:
+    def __init__(self, extra_template_dirs: list[Path] | None = None, *,
+                 cookies: Cookies | None = None) -> None:
+        """`cookies` sets the language cookie like every other (`__Host-`, Secure on https)."""
+        self.cookies = cookies or Cookies(secure=True)
         dirs = [HERE / "templates", *(extra_template_dirs or [])]
         self.env = Environment(
             loader=FileSystemLoader([str(d) for d in dirs]),
@@ -52,19 +68,16 @@ class Pages:
         other = "en" if locale == "sv" else "sv"
         query = dict(request.query_params)
         query["lang"] = other
-        from urllib.parse import urlencode
-
         ctx = {
             "lang": locale,
             "t": lambda key, **kw: translate(locale, key, **kw),
-            "switch_url": f"{request.url.path}?{urlencode(query)}",
+            "switch_url": f"{local_path(request.scope['path'])}?{urlencode(query)}",
             **context,
         }
         body = self.env.get_template(template).render(ctx)
         response = HTMLResponse(body, status_code=status_code)
         if request.query_params.get("lang") in LOCALES:
-            response.set_cookie(LANG_COOKIE, locale, max_age=365 * 86400, path="/",
-                                samesite="lax", httponly=True)
+            self.cookies.set(response, LANG_COOKIE, locale, max_age=LANG_MAX_AGE)
         return response
 
     def error(self, request: Request, key: str, status_code: int = 400, **values: Any) -> HTMLResponse:

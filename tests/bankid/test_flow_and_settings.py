@@ -16,6 +16,7 @@ from broker.connectors.bankid import (
     identity_from_completion,
 )
 from broker.connectors.bankid.tls import ROOT_FINGERPRINTS, bundled_root, fingerprint
+from broker.simulators.bankid_settings import from_config
 from broker.store.memory import MemoryStore
 
 ANNA = "199001012385"
@@ -132,7 +133,7 @@ async def test_collect_throttle_is_shared_through_the_store(orders, clock):
 
 async def test_rate_limits():
     store = MemoryStore()
-    limits = BankIDSettings(rate_limits={"starts_per_ip_per_minute": 2,
+    limits = BankIDSettings(environment="simulator", rate_limits={"starts_per_ip_per_minute": 2,
                                          "starts_per_transaction": 3}).rate_limits
     now = 600.0
     assert await check_start_rate(store, limits, client_ip="198.51.100.1", txn_id="t1", now=now) is None
@@ -149,14 +150,18 @@ async def test_rate_limits():
 
 
 def settings_error(bankid: dict) -> str:
+    simulator = bankid.get("environment", "simulator") == "simulator"
     with pytest.raises(ConfigError) as e:
-        parse_settings({"issuer": "https://login.example.se", "connectors": {"bankid": bankid}},
-                       "broker.yaml", env={})
+        settings = parse_settings({"issuer": "https://login.example.se",
+                                   "connectors": {"bankid": {"environment": "simulator", **bankid}}},
+                                  "broker.yaml", env={})
+        if simulator:  # the simulator's own section is checked by the simulator package
+            from_config(settings.connectors.bankid.simulator, "broker.yaml")
     return str(e.value)
 
 
 def test_settings_defaults():
-    s = BankIDSettings()
+    s = BankIDSettings(environment="simulator")
     assert (s.environment, s.collect_interval, s.personal_number_field) == ("simulator", 2.0, False)
     assert s.visible_text("Lifecare") == "Inloggning till Lifecare"
     assert BankIDSettings(environment="test", certificate={"p12": "rp.p12"}).url == \

@@ -7,7 +7,7 @@ import secrets
 import pytest
 
 from broker.app import create_app
-from broker.config import parse_settings
+from broker.config import STANDARD_SCOPES, parse_settings
 from broker.store import open_store
 from tests.support.fakes import FakeSource, default_users
 from tests.support.redis import free_port
@@ -24,7 +24,7 @@ def bankid_config(issuer: str, redis: str, keys_dir, **bankid) -> dict:
         "keys": {"dir": str(keys_dir), "generate": True},
         "audit": {"target": str(keys_dir.parent / "audit.log")},
         "clients": [{"client_id": "lifecare", "client_name": "Lifecare", "client_secret": "l" * 32,
-                     "redirect_uris": [REDIRECT]}],
+                     "redirect_uris": [REDIRECT], "scopes": list(STANDARD_SCOPES)}],
         "connectors": {"bankid": {"environment": "simulator", **bankid}},
     }
 

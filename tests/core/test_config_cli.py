@@ -2,6 +2,7 @@
 half-starts; keys can be generated, rotated and listed from the CLI."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from broker.config import ConfigError, load_settings
 
 GOOD = """
 issuer: https://login.example.se
-store: {url: "memory://"}
+store: {url: "redis://redis.example:6379/0"}
 keys: {dir: keys}
 clients:
   - client_id: lifecare
@@ -25,7 +26,8 @@ clients:
 def run(*args, cwd):
     return subprocess.run([sys.executable, "-m", "broker.cli", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin", "LIFECARE_SECRET": "x" * 20})
+                          env={"PATH": "/usr/bin:/bin", "LIFECARE_SECRET": "x" * 20,
+                               **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}})
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -37,7 +39,8 @@ def write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize("text, expected", [
     (GOOD.replace("https://lifecare.example/cb", "http://lifecare.example/cb"),
      "broker.yaml: clients[0].redirect_uris: must use https"),
-    (GOOD.replace("memory://", "postgres://x"), "broker.yaml: store.url: must start with one of"),
+    (GOOD.replace("redis://redis.example:6379/0", "postgres://x"),
+     "broker.yaml: store.url: must start with one of"),
     (GOOD + "bogus: 1\n", "broker.yaml: bogus: unknown key"),
     (GOOD.replace("client_secret: ${LIFECARE_SECRET}", "client_secret: ${NOPE}"),
      "clients[0].client_secret: environment variable NOPE is not set"),

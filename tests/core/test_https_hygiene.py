@@ -4,14 +4,17 @@ from starlette.testclient import TestClient
 
 from broker.app import create_app
 from broker.config import parse_settings
+from broker.keys import KeyRing
 from tests.support.fakes import FakeConnector, FakeSource, default_users
 from tests.support.rp import FakeRP
 
 
-def test_https_issuer_gets_hsts_and_host_prefixed_secure_cookies(tmp_path):
+def test_https_issuer_gets_hsts_and_host_prefixed_secure_cookies(tmp_path, redis):
+    KeyRing(tmp_path / "keys", retention=600).generate_missing()  # keys.generate: loopback only
     settings = parse_settings({
         "issuer": "https://login.example.se",
-        "keys": {"dir": str(tmp_path / "keys"), "generate": True},
+        "store": {"url": redis, "prefix": "hygiene:"},
+        "keys": {"dir": str(tmp_path / "keys")},
         "audit": {"target": str(tmp_path / "audit.log")},
         "clients": [{"client_id": "rp", "client_name": "RP", "client_secret": "r" * 32,
                      "redirect_uris": ["https://rp.example/cb"]}],

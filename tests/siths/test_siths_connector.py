@@ -27,7 +27,8 @@ def build(tmp_path_factory, pki_server, siths_helpers):
         block.update(siths)
         config = siths_helpers.config(ISSUER, tmp, "memory://", block)
         settings = parse_settings(config, str(tmp / "broker.yaml"))
-        return create_app(settings, store=MemoryStore(),
+        # A non-loopback issuer with the test PKI and generated keys: test-only settings.
+        return create_app(settings, store=MemoryStore(), allow_test_only=True,
                           source=FakeSource(default_users((siths_helpers.client,))))
 
     return app

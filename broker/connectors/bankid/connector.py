@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ...identifiers import IdentifierError, check_personal_number
+from ...security import equal_secrets
 from ...web.messages import add_messages
 from ...web.pages import pick_locale
 from ..base import LOA3, LoginFailure
@@ -163,7 +164,7 @@ class BankIDConnector:
         if not data:
             return await self.start(request, txn)
         nonce = request.query_params.get("nonce")
-        if nonce is not None and not hmac.compare_digest(nonce, data["nonce"]):
+        if nonce is not None and not equal_secrets(data["nonce"], nonce):
             return self.broker.pages.error(request, "error_wrong_browser", status_code=403)
         state = OrderState.from_record(data["order"])
         launch = None
@@ -273,8 +274,9 @@ def create(broker: Any, flow: Any) -> BankIDConnector:
     launch = None
     if settings.environment == "simulator" and not settings.base_url:
         from ...simulators.bankid import create_simulator_app
+        from ...simulators.bankid_settings import from_config
 
-        sim = create_simulator_app(settings.simulator)
+        sim = create_simulator_app(from_config(settings.simulator, broker.settings.source))
         transport = httpx.ASGITransport(app=sim)
         broker.extra_mounts["/bankid-simulator"] = sim
         launch = "/bankid-simulator/app"

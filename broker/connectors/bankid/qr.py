@@ -10,6 +10,8 @@ import hashlib
 import hmac
 import math
 
+from ...security import equal_secrets
+
 
 def qr_auth_code(qr_start_secret: str, qr_time: int) -> str:
     """Lowercase hex HMAC-SHA256 keyed with the secret's own characters (not hex-decoded)."""
@@ -51,8 +53,8 @@ def verify_qr_payload(payload: str, qr_start_token: str, qr_start_secret: str) -
     if parsed is None:
         return None
     token, t, code = parsed
-    if not hmac.compare_digest(token, qr_start_token):
+    if not equal_secrets(qr_start_token, token):
         return None
-    if not hmac.compare_digest(code, qr_auth_code(qr_start_secret, t)):
+    if not equal_secrets(qr_auth_code(qr_start_secret, t), code):
         return None
     return t

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-
-from ...simulators.bankid_settings import BankIDSimulatorSettings
 
 BASE_URLS = {
     "test": "https://appapi2.test.bankid.com/rp/v6.0/",
@@ -81,7 +79,9 @@ class RateLimits(_Model):
 
 
 class BankIDSettings(_Model):
-    environment: Literal["simulator", "test", "production"] = "simulator"
+    # Required, no default: a forgotten line must not mean "the simulator". `simulator` runs
+    # only with a loopback issuer or in `broker demo` (config.refuse_test_only).
+    environment: Literal["simulator", "test", "production"]
     # Override of the RP API base URL (must end in /rp/v6.0/). For the simulator: the URL
     # it runs at; None means the lead wires it in-process.
     base_url: str | None = None
@@ -110,7 +110,10 @@ class BankIDSettings(_Model):
     # long after the first, as BankID's own IdPs do; 0 disables.
     start_retry_window: float = Field(180.0, ge=0, le=600)
     rate_limits: RateLimits = RateLimits()
-    simulator: BankIDSimulatorSettings = BankIDSimulatorSettings()
+    # The embedded simulator's settings (environment simulator only). Validated by the
+    # simulator package when the simulator is used (`simulators.bankid_settings.from_config`),
+    # so that production code never imports the simulator.
+    simulator: dict[str, Any] | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -141,6 +144,8 @@ class BankIDSettings(_Model):
 
     @model_validator(mode="after")
     def _environment(self) -> BankIDSettings:
+        if self.simulator is not None and self.environment != "simulator":
+            raise ValueError("simulator: only used with environment simulator; remove it")
         if self.environment in ("test", "production"):
             if self.certificate is None:
                 raise ValueError(

@@ -32,10 +32,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ...security import proxy_network
 
 HeaderFormat = Literal["nginx", "envoy", "traefik", "haproxy", "rfc9440"]
 
@@ -62,6 +65,25 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _PERSON_CA = re.compile(r"SITHS e-id Person (HSA-id|ID|ID Mobile) (?:([23]) )?CA v\d+$")
 
 UNIX_PEER = "unix"
+
+#: The organisation of every CA in the broker's own test PKI (`testpki.py`: tests and
+#: `broker demo`). Inera's TEST SITHS hierarchy is another matter: real test cards.
+TEST_PKI_ORGANISATION = "SITHS-like test PKI (not Inera)"
+
+
+def holds_test_pki(bundle: Path) -> bool:
+    """Whether the CA bundle holds a CA of the broker's own test PKI. Test-only: whoever has
+    its keys (a demo directory, a test run) can make a card for anybody. A bundle that cannot
+    be read says False here; the connector reports it at start-up."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        certs = x509.load_pem_x509_certificates(bundle.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return any(attr.value == TEST_PKI_ORGANISATION for cert in certs
+               for attr in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
 
 
 def classify_issuer(common_name: str) -> tuple[str, int] | None:
@@ -113,14 +135,8 @@ class ProxySettings(_Model):
     @classmethod
     def _nets(cls, v: list[str]) -> list[str]:
         for item in v:
-            if item == UNIX_PEER:
-                continue
-            try:
-                net = ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or CIDR network (or 'unix')") from None
-            if net.prefixlen == 0:
-                raise ValueError(f"{item!r} would trust every address; name the proxies' networks")
+            if item != UNIX_PEER:
+                proxy_network(item)
         return v
 
     @property

@@ -38,13 +38,15 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from .settings import TEST_PKI_ORGANISATION
+
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 KeyType = Literal["ec", "rsa"]
 OcspMode = Literal["normal", "down", "trylater", "foreign-signer", "wrong-nonce", "stale"]
 
 UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
 SMARTCARD_LOGON = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.2")
-ORGANISATION = "SITHS-like test PKI (not Inera)"
+ORGANISATION = TEST_PKI_ORGANISATION  # start-up refuses it on a deployment (config.py)
 
 
 def _key(kind: KeyType) -> PrivateKey:

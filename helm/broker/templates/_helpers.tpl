@@ -225,3 +225,16 @@ app.kubernetes.io/part-of: broker
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Request limits for ingress-nginx, matching what `broker serve` enforces behind it
+(docs/operations.md, "Server limits"): bodies up to 64 KiB (http.max_body_bytes), read whole
+by nginx before the broker sees the request, so a slow or endless body stops at the edge.
+Annotations given in the values win over these. Header size, header and body timeouts and
+keep-alive are controller-wide settings (the ingress-nginx ConfigMap), not annotations.
+*/}}
+{{- define "broker.ingressLimits" -}}
+nginx.ingress.kubernetes.io/proxy-body-size: "64k"
+nginx.ingress.kubernetes.io/client-body-buffer-size: "64k"
+nginx.ingress.kubernetes.io/proxy-request-buffering: "on"
+{{- end }}
