@@ -20,6 +20,14 @@ from tests.support.server import serve
 REDIRECT = "https://rp.example/cb"
 
 
+@pytest.fixture
+def clock():
+    """A wall clock the test moves on (create_app(clock=...)): no sleeping through waits."""
+    from tests.support.brokers import FakeClock
+
+    return FakeClock()
+
+
 @pytest.fixture(scope="session")
 def redis() -> str:
     with redis_url() as url:

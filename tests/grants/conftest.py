@@ -1,12 +1,1 @@
-"""Fixtures of the grants tests (the brokers themselves: tests/support/brokers.py)."""
-
-from __future__ import annotations
-
-import pytest
-
-from tests.support.brokers import FakeClock
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+"""The grants tests use the root conftest's fixtures (redis, clock) and tests/support/brokers.py."""

@@ -41,7 +41,8 @@ BERTIL = "198505152384"    # two assignments: the picker page comes first
 def write_config(directory: Path, *, issuer: str, store_url: str, metrics_port: int,
                  prefix: str | None = None, trusted_proxies: list[str] | None = None,
                  graceful: int = 10, keys_dir: Path | None = None,
-                 store: dict | None = None) -> Path:
+                 store: dict | None = None, backchannel_uri: str | None = None,
+                 backchannel: dict | None = None) -> Path:
     """A broker.yaml for replicas; keys are made once so every replica signs alike."""
     directory.mkdir(parents=True, exist_ok=True)
     keys = keys_dir or directory / "keys"
@@ -58,7 +59,9 @@ def write_config(directory: Path, *, issuer: str, store_url: str, metrics_port: 
         "metrics": {"port": metrics_port},
         "http": {"trusted_proxies": trusted_proxies or [], "graceful_shutdown_seconds": graceful},
         "clients": [{"client_id": "rp-basic", "client_name": "Lifecare", "client_secret": SECRET,
-                     "redirect_uris": [REDIRECT], "scopes": ["openid", "profile"]}],
+                     "redirect_uris": [REDIRECT], "scopes": ["openid", "profile"],
+                     **({"backchannel_logout_uri": backchannel_uri} if backchannel_uri else {})}],
+        **({"backchannel": backchannel} if backchannel else {}),
     }
     path = directory / f"broker-{secrets.token_hex(3)}.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")

@@ -72,7 +72,7 @@ class Gate:
 def running_broker(redis_url: str, tmp: Path, *, clock=None, source=None, wrap=None,
                    tokens: dict | None = None, store_timeout: float | None = None,
                    extra_clients: list[dict] | None = None,
-                   port: int | None = None) -> Iterator[Running]:
+                   port: int | None = None, backchannel: dict | None = None) -> Iterator[Running]:
     port = port or free_port()
     issuer = f"http://127.0.0.1:{port}"
     jwt_key = ECKey.generate_key("P-256", auto_kid=True)
@@ -81,6 +81,8 @@ def running_broker(redis_url: str, tmp: Path, *, clock=None, source=None, wrap=N
     config["clients"] += extra_clients or []
     if store_timeout is not None:
         config["store"]["timeout"] = store_timeout
+    if backchannel:
+        config["backchannel"] = backchannel
     settings = parse_settings(config, str(tmp / "broker.yaml"))
     source = source or FakeSource(default_users(CLIENTS + tuple(
         c["client_id"] for c in extra_clients or [])))
