@@ -26,7 +26,13 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from .audit import AuditLog
-from .authz import AuthorizationSource, AuthorizationSourceError
+from .authz import (
+    AuthorizationFileError,
+    AuthorizationSource,
+    AuthorizationSourceError,
+    SourceStatus,
+    open_source,
+)
 from .config import ConfigError, Settings, refuse_test_only
 from .connectors import Connector
 from .context import Broker
@@ -142,13 +148,18 @@ def open_audit(settings: Settings) -> AuditLog:
     return audit
 
 
-def open_authorization(settings: Settings) -> AuthorizationSource:
-    from . import authz
-
-    opener = getattr(authz, "open_source", None)
-    if opener is None:
-        raise ConfigError(f"{settings.source}: authorization: no source implementation available")
-    return opener(settings.authorization, settings.base_dir)
+def open_authorization(settings: Settings,
+                       on_status: Callable[[SourceStatus], None] | None = None
+                       ) -> AuthorizationSource:
+    """The configured source. A file source reads its file here: one that is missing or
+    broken is a configuration error naming the file (exit status 2), not a traceback."""
+    try:
+        return open_source(settings.authorization, settings.base_dir, on_status)
+    except AuthorizationFileError as exc:
+        lines = str(exc).splitlines() or ["cannot be read"]
+        raise ConfigError("\n".join(
+            f"{settings.source}: {line if line.startswith('authorization.') else 'authorization.path: ' + line}"
+            for line in lines)) from None
 
 
 def create_app(
@@ -187,7 +198,7 @@ def create_app(
     signer = Signer(keyring, settings.issuer)
     minter = TokenMinter(keyring.derived_keys("grant tokens"))
     remember = longest_family(settings)
-    source = source or open_authorization(settings)
+    source = source or open_authorization(settings, metrics.authorization_status)
     audit = open_audit(settings)
     outbox = Outbox(store, clients, settings.backchannel, clock)
     cookies = Cookies(settings.secure_cookies)
@@ -359,8 +370,13 @@ def _readyz(broker: Broker, epoch: StoreEpoch) -> Callable[[Request], Any]:
         checks = {"store": store, "keys": "ok" if not broker.keyring.missing() else "missing",
                   "authorization": source}
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
-                            status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
+        body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+        degraded = broker.source.status().degraded
+        if degraded:
+            # Still serving (its last good data answers), but an operator must look.
+            body["degraded"] = {"authorization": degraded}
+        return JSONResponse(body, status_code=200 if ok else 503,
+                            headers={"Cache-Control": "no-store"})
 
     return readyz
 

@@ -15,7 +15,7 @@ def _settings(path: str) -> Settings:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from .app import open_keyring
+    from .app import open_authorization, open_keyring
     from .config import refuse_test_only
 
     settings = _settings(args.config)
@@ -27,6 +27,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         from_config(bankid.simulator, settings.source)
     if not settings.keys.generate:
         open_keyring(settings)
+    if settings.authorization.source == "file":
+        # The file is part of the configuration: missing or broken stops start-up too.
+        open_authorization(settings)
     print(f"{args.config}: OK ({len(settings.clients)} clients, store {settings.store.url.split('://')[0]})")
     return 0
 

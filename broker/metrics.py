@@ -76,6 +76,15 @@ class Metrics:
         self.backchannel_pending_gauge = Gauge(
             "broker_backchannel_pending", "Back-channel logout notifications not yet delivered.",
             registry=r, multiprocess_mode="max")
+        self.authz_last_good = Gauge(
+            "broker_authorization_last_good_load_timestamp_seconds",
+            "When the data the authorization source serves was loaded (file source).",
+            registry=r, multiprocess_mode="min")
+        self.authz_degraded = Gauge(
+            "broker_authorization_degraded",
+            "1 while the authorization source serves older data than it should (a file "
+            "that does not load: withdrawals in it have not taken effect).",
+            registry=r, multiprocess_mode="max")
         # livesum: in multiprocess mode the pod's value is the sum over live workers.
         self.active_logins_gauge = Gauge(
             "broker_login_transactions_active",
@@ -96,6 +105,12 @@ class Metrics:
             self.bankid_hints.labels(_bounded(hint_code)).inc()
         if error_code:
             self.bankid_errors.labels(_bounded(error_code)).inc()
+
+    def authorization_status(self, status: Any) -> None:
+        """A `SourceStatus` of the authorization source, as it changes."""
+        if status.last_good_load is not None:
+            self.authz_last_good.set(status.last_good_load)
+        self.authz_degraded.set(1 if status.degraded else 0)
 
     def backchannel(self, outcome: str) -> None:
         self.backchannel_deliveries.labels(outcome).inc()

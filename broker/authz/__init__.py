@@ -10,6 +10,7 @@ from .model import (
     AuthorizationSource,
     AuthorizationSourceError,
     Named,
+    SourceStatus,
     User,
     match_user,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "FileAuthorizationSettings",
     "HttpAuthorizationSettings",
     "Named",
+    "SourceStatus",
     "SqlAuthorizationSettings",
     "User",
     "match_user",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -95,7 +96,8 @@ def add_commands(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--delimiter", default=",", help="column separator (default ',')")
     p.set_defaults(func=run_export)
 
-    p = commands.add_parser("check-file", help="validate the YAML file of a file source")
+    p = commands.add_parser("check", aliases=["check-file"],
+                            help="validate the YAML file of a file source before deploying it")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=run_check_file)
@@ -548,6 +550,22 @@ def _import_failed(args: argparse.Namespace, problems: list[str]) -> int:
     return 1
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never half of it (a file source reloads
+    whatever is there); 0600, since it holds whole personal numbers."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def run_export(args: argparse.Namespace) -> int:
     async def work(engine: AsyncEngine) -> int:
         async with _transaction(engine) as conn:
@@ -556,7 +574,7 @@ def run_export(args: argparse.Namespace) -> int:
         if args.file == "-":
             sys.stdout.write(text)
         else:
-            await asyncio.to_thread(Path(args.file).write_text, text, encoding="utf-8")
+            await asyncio.to_thread(write_atomically, Path(args.file), text)
             print(f"wrote {len(found)} users to {args.file} (it holds whole personal numbers)",
                   file=sys.stderr)
         return 0

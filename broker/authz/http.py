@@ -55,7 +55,7 @@ from pydantic import ValidationError
 from ..validation import error_lines, format_loc
 from .cache import AnswerCache
 from .directory import identity_keys
-from .model import AuthorizationSourceError, User
+from .model import AuthorizationSourceError, SourceStatus, User
 from .records import user_from_record
 
 if TYPE_CHECKING:
@@ -141,6 +141,9 @@ class HttpSource:
         if response.status_code not in (200, 204):
             raise AuthorizationSourceError(
                 f"the authorization service answered ping with HTTP {response.status_code}")
+
+    def status(self) -> SourceStatus:
+        return SourceStatus()  # asked live: never older than it should be
 
     async def aclose(self) -> None:
         await self._client.aclose()

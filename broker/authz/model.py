@@ -128,6 +128,15 @@ class AuthorizationSourceError(Exception):
     """The source did not answer in time or answered badly: logins fail closed."""
 
 
+@dataclass(frozen=True)
+class SourceStatus:
+    """How current the data a source serves is: a readiness *detail*, never a failure (a
+    source that keeps its last good data still answers correctly for everyone else)."""
+
+    degraded: str | None = None  # why it serves older data than it should, or None
+    last_good_load: float | None = None  # when the data served was loaded (epoch seconds)
+
+
 class AuthorizationSource(Protocol):
     """Turns an upstream identity into a user with assignments. Async, with timeouts."""
 
@@ -139,6 +148,9 @@ class AuthorizationSource(Protocol):
 
     async def ping(self) -> None:
         """Raise AuthorizationSourceError when the source cannot answer (readiness)."""
+
+    def status(self) -> SourceStatus:
+        """How current the data is (readiness detail and metrics)."""
 
     async def aclose(self) -> None: ...
 

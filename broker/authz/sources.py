@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from .model import AuthorizationSource
+from .model import AuthorizationSource, SourceStatus
 from .settings import (
     AuthorizationSettings,
     FileAuthorizationSettings,
@@ -13,7 +14,8 @@ from .settings import (
 )
 
 
-def open_source(settings: AuthorizationSettings, base_dir: Path) -> AuthorizationSource:
+def open_source(settings: AuthorizationSettings, base_dir: Path,
+                on_status: Callable[[SourceStatus], None] | None = None) -> AuthorizationSource:
     """Build the configured source; relative paths are taken from `base_dir` (the config
     file's folder, `Settings.base_dir`).
 
@@ -25,7 +27,7 @@ def open_source(settings: AuthorizationSettings, base_dir: Path) -> Authorizatio
     if isinstance(settings, FileAuthorizationSettings):
         from .file import FileSource
 
-        return FileSource.from_settings(settings, base_dir)
+        return FileSource.from_settings(settings, base_dir, on_status)
     if isinstance(settings, SqlAuthorizationSettings):
         from .sql import SqlSource
 

@@ -166,7 +166,8 @@ def test_https_cookies_are_host_prefixed(tmp_path, redis, sqlite_url):
     data = admin_config("https://login.example", redis, tmp_path, sqlite_url, 25)
     data["clients"] = [{**c, "redirect_uris": [c["redirect_uris"][0]]} for c in data["clients"]]
     settings = parse_settings(data, str(tmp_path / "b.yaml"))
-    app = create_app(settings, store=open_store(redis, settings.store.prefix))
+    app = create_app(settings, store=open_store(redis, settings.store.prefix),
+                     allow_test_only=True)  # the simulator behind an https issuer
 
     async def go():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),

@@ -20,6 +20,7 @@ clients:
     client_name: Lifecare
     client_secret: ${LIFECARE_SECRET}
     redirect_uris: [https://lifecare.example/cb]
+authorization: {source: file, path: authz.yaml}
 """
 
 
@@ -30,9 +31,11 @@ def run(*args, cwd):
                                **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}})
 
 
-def write(tmp_path: Path, text: str) -> Path:
+def write(tmp_path: Path, text: str, authz: str | None = "users: []\n") -> Path:
     path = tmp_path / "broker.yaml"
     path.write_text(text)
+    if authz is not None:
+        (tmp_path / "authz.yaml").write_text(authz)
     return path
 
 
@@ -79,3 +82,18 @@ def test_serve_refuses_bad_config_before_binding(tmp_path):
     path = write(tmp_path, GOOD)  # no keys and keys.generate off
     result = run("serve", "--config", str(path), "--port", "1", cwd=tmp_path)
     assert result.returncode == 2 and "keys.dir" in result.stderr
+
+
+@pytest.mark.parametrize("authz, says", [
+    (None, "cannot read the file"),
+    ("users: [{id: x}]\n", "authz.yaml"),
+])
+def test_a_missing_or_broken_authorization_file_is_a_configuration_error(tmp_path, authz, says):
+    path = write(tmp_path, GOOD, authz=authz)
+    assert run("keys", "generate", "--config", str(path), cwd=tmp_path).returncode == 0
+    for command in (("check-config", "--config", str(path)),
+                    ("serve", "--config", str(path), "--port", "1")):
+        result = run(*command, cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "authorization.path" in result.stderr and says in result.stderr
+        assert "Traceback" not in result.stderr

@@ -14,7 +14,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from broker.authz import Assignment, AuthorizationSourceError, Named, User, match_user
+from broker.authz import (
+    Assignment,
+    AuthorizationSourceError,
+    Named,
+    SourceStatus,
+    User,
+    match_user,
+)
 from broker.connectors import LOA3, Identity
 
 PEOPLE = {
@@ -51,6 +58,9 @@ class FakeSource:
     async def ping(self) -> None:
         if self.down:
             raise AuthorizationSourceError("down")
+
+    def status(self) -> SourceStatus:
+        return SourceStatus()
 
     async def aclose(self) -> None:
         return None
