@@ -89,13 +89,14 @@ end
 """
 
 # KEYS: schedule, op | ARGV: op_ttl, now, lease_until, limit. The claimed members are
-# remembered (as a JSON list) so that a resend returns the same claim.
+# remembered (as a JSON list) so that a resend returns the same claim; claiming nothing
+# changes nothing, so it is not remembered (couriers look every second).
 CLAIM_DUE = """
 local done = redis.call('GET', KEYS[2])
 if done then return cjson.decode(done) end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))
+if #due == 0 then return due end
 for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], member) end
-if #due == 0 then redis.call('SET', KEYS[2], '[]', 'EX', ARGV[1])
-else redis.call('SET', KEYS[2], cjson.encode(due), 'EX', ARGV[1]) end
+redis.call('SET', KEYS[2], cjson.encode(due), 'EX', ARGV[1])
 return due
 """

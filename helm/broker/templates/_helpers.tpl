@@ -136,7 +136,7 @@ app.kubernetes.io/part-of: broker
 {{- define "broker.config" -}}
 {{- $v := .Values }}
 {{- $cfg := dict "issuer" (trimSuffix "/" $v.issuer) }}
-{{- $_ := set $cfg "store" (dict "url" (include "broker.storeUrl" .) "prefix" $v.redis.keyPrefix "timeout" $v.redis.timeout) }}
+{{- $_ := set $cfg "store" (dict "url" (include "broker.storeUrl" .) "prefix" $v.redis.keyPrefix "timeout" $v.redis.timeout "replicas" $v.redis.replicas "replica_timeout" $v.redis.replicaTimeout) }}
 {{- $_ := set $cfg "keys" (dict "dir" (include "broker.keysDir" .)) }}
 {{- $_ := set $cfg "http" (dict "trusted_proxies" $v.trustedProxies "graceful_shutdown_seconds" (int $v.gracefulShutdownSeconds)) }}
 {{- $_ := set $cfg "metrics" (dict "port" (int $v.metrics.port)) }}
