@@ -29,6 +29,42 @@ def clock():
 
 
 @pytest.fixture(scope="session")
+def redis_cluster_url() -> str:
+    """A 3-master, 3-replica Redis Cluster for the whole run (started on first use)."""
+    from tests.support.redis_cluster import redis_cluster
+
+    with redis_cluster() as cluster:
+        yield cluster.url
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_url() -> str:
+    """One master, one replica, three sentinels for the whole run (started on first use)."""
+    from tests.support.redis_sentinel import sentinel_set
+
+    with sentinel_set() as sentinels:
+        yield sentinels.url
+
+
+BACKENDS = ("redis", "sentinel", "cluster", "memory")
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request) -> str:
+    """Each state store the broker runs on: plain Redis, Sentinel, Redis Cluster, and the
+    in-memory store of `broker demo` (the broker runs in this process)."""
+    return _store_url(request, request.param)
+
+
+def _store_url(request, backend: str) -> str:
+    if backend == "memory":
+        return "memory://"
+    name = {"redis": "redis", "sentinel": "redis_sentinel_url",
+            "cluster": "redis_cluster_url"}[backend]
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture(scope="session")
 def redis() -> str:
     with redis_url() as url:
         yield url

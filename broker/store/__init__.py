@@ -9,7 +9,8 @@ from .memory import MemoryStore
 __all__ = ["Codec", "MemoryStore", "PlainCodec", "Record", "SealingCodec", "Store", "StoreError",
            "open_store"]
 
-SCHEMES = ("redis://", "rediss://", "redis+sentinel://", "memory://")
+SCHEMES = ("redis://", "rediss://", "redis+sentinel://", "redis+cluster://", "rediss+cluster://",
+           "memory://")
 
 
 def open_store(url: str, prefix: str = "broker:", timeout: float = 2.0,

@@ -16,9 +16,11 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.exceptions import (
     ConnectionError,
     MasterDownError,
@@ -30,16 +32,13 @@ from redis.exceptions import (
 
 from . import scripts
 from .base import Record, StoreError
+from .cluster import CLUSTER_SCHEMES, ClusterAutoPipeline, connect_cluster
 from .codec import Codec, PlainCodec
 from .pipelining import AutoPipeline, NotReplicated
 
 
-def parse_sentinel_url(url: str) -> dict:
-    """Split `redis+sentinel://[user:pass@]h1:26379,h2:26379/service[/db][?opts]`.
-
-    The password in the URL is the master's; `sentinel_password` in the query, when the
-    sentinels themselves need one.
-    """
+def parse_hosts_url(url: str, default_port: int) -> dict:
+    """Split `scheme://[user:pass@]h1:port,h2:port/path[?opts]` (Sentinel, Cluster)."""
     parts = urlsplit(url)
     netloc = parts.netloc
     username = password = None
@@ -51,20 +50,38 @@ def parse_sentinel_url(url: str) -> dict:
             password = unquote(creds) or None
     hosts: list[tuple[str, int]] = []
     for hostport in netloc.split(","):
-        host, _, port = hostport.rpartition(":") if ":" in hostport else (hostport, "", "26379")
-        hosts.append((host.strip("[]"), int(port or 26379)))
-    path = [p for p in parts.path.split("/") if p]
-    if not path:
-        raise ValueError("redis+sentinel URL needs the service name as its path")
+        host, _, port = (hostport.rpartition(":") if ":" in hostport
+                         else (hostport, "", str(default_port)))
+        hosts.append((host.strip("[]"), int(port or default_port)))
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     return {
         "hosts": hosts,
-        "service": path[0],
-        "db": int(path[1]) if len(path) > 1 else 0,
+        "path": [p for p in parts.path.split("/") if p],
         "username": username,
         "password": password,
-        "sentinel_password": query.get("sentinel_password"),
+        "query": query,
         "ssl": query.get("ssl", "false").lower() in ("1", "true", "yes"),
+    }
+
+
+def parse_sentinel_url(url: str) -> dict:
+    """Split `redis+sentinel://[user:pass@]h1:26379,h2:26379/service[/db][?opts]`.
+
+    The password in the URL is the master's; `sentinel_password` in the query, when the
+    sentinels themselves need one.
+    """
+    opts = parse_hosts_url(url, 26379)
+    path = opts["path"]
+    if not path:
+        raise ValueError("redis+sentinel URL needs the service name as its path")
+    return {
+        "hosts": opts["hosts"],
+        "service": path[0],
+        "db": int(path[1]) if len(path) > 1 else 0,
+        "username": opts["username"],
+        "password": opts["password"],
+        "sentinel_password": opts["query"].get("sentinel_password"),
+        "ssl": opts["ssl"],
     }
 
 
@@ -127,24 +144,33 @@ class RedisStore:
     gets a clean 503. Operations a second run would not repeat carry an operation key
     (see scripts.py), so the retry returns the first run's outcome."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "broker:",
+    def __init__(self, client: aioredis.Redis | RedisCluster, prefix: str = "broker:",
                  retry_pause: float = 0.05, codec: Codec | None = None, replicas: int = 0,
                  replica_timeout: float = 0.5, sentinel: SentinelWatch | None = None) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("the key prefix must not contain { or } (Redis Cluster hash tags)")
         self._r = client
+        self._cluster = isinstance(client, RedisCluster)
         self._p = prefix
         self._codec = codec or PlainCodec()
         self._pause = retry_pause
         self._replicas = replicas
         # How long a write may keep waiting for its replicas (a fail-over's resync).
         self._patience = 4 * replica_timeout + 1.0
-        # Single commands share a pipeline with those of other requests in flight.
-        self._pipeline = AutoPipeline(client, replicas, int(replica_timeout * 1000))
+        # Single commands share a pipeline with those of other requests in flight (one per
+        # node on a cluster).
+        self._pipeline = (ClusterAutoPipeline(client, replicas, int(replica_timeout * 1000))
+                          if isinstance(client, RedisCluster)
+                          else AutoPipeline(client, replicas, int(replica_timeout * 1000)))
         self._sentinel = sentinel
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "broker:", timeout: float = 2.0,
                  codec: Codec | None = None, replicas: int = 0,
                  replica_timeout: float = 0.5) -> RedisStore:
+        if url.startswith(CLUSTER_SCHEMES):
+            return cls(connect_cluster(url, timeout=timeout), prefix, codec=codec,
+                       replicas=replicas, replica_timeout=replica_timeout)
         client = connect(url, timeout=timeout)
         watch = SentinelWatch(client, url) if url.startswith("redis+sentinel://") else None
         return cls(client, prefix, codec=codec, replicas=replicas,
@@ -154,8 +180,12 @@ class RedisStore:
         return self._p + key
 
     def _op(self, key: str) -> str:
-        # Next to the key it guards (same hash tag, so the same cluster slot).
-        return f"{self._p}{key}|op:{new_op_id()}"
+        """The operation key of one call on `key`, in `key`'s cluster slot: after its own
+        hash tag, or the whole key made the tag (which hashes exactly as the key does)."""
+        full = self._p + key
+        start = full.find("{")
+        tagged = start >= 0 and full.find("}", start + 1) > start + 1  # Redis's own rule
+        return f"{full if tagged else '{' + full + '}'}|op:{new_op_id()}"
 
     def _load(self, raw: bytes | None) -> Record | None:
         if raw is None:
@@ -209,9 +239,16 @@ class RedisStore:
     async def _not_a_writable_master(self, exc: Exception) -> None:
         """A node that refuses writes (a demoted master, one that lost its replicas) is
         left at once: every pooled connection is dropped, so the next command asks the
-        sentinels for the master again instead of writing where nothing survives."""
+        sentinels (or the cluster's slot map) for the master again instead of writing where
+        nothing survives."""
         if isinstance(exc, ReadOnlyError | MasterDownError) or (
                 isinstance(exc, ResponseError) and any(m in str(exc) for m in _NOT_MASTER)):
+            await self._forget_masters()
+
+    async def _forget_masters(self) -> None:
+        if isinstance(self._pipeline, ClusterAutoPipeline):
+            self._pipeline.stale()
+        else:
             await self._r.connection_pool.disconnect(inuse_connections=True)
 
     async def put(self, key: str, value: Record, ttl: int) -> None:
@@ -231,7 +268,20 @@ class RedisStore:
     async def get_many(self, keys: list[str]) -> list[Record | None]:
         if not keys:
             return []
-        return [self._load(v) for v in await self._run("MGET", *(self._k(k) for k in keys))]
+        full = [self._k(k) for k in keys]
+        if not self._cluster:
+            return [self._load(v) for v in await self._run("MGET", *full)]
+        # One MGET per slot (a cluster refuses one across slots), all in the same turn.
+        by_slot: dict[int, list[int]] = {}
+        for i, key in enumerate(full):
+            by_slot.setdefault(key_slot(key.encode()), []).append(i)
+        groups = list(by_slot.values())
+        replies = await asyncio.gather(*(self._run("MGET", *(full[i] for i in g)) for g in groups))
+        out: list[Record | None] = [None] * len(keys)
+        for group, values in zip(groups, replies, strict=True):
+            for i, value in zip(group, values, strict=True):
+                out[i] = self._load(value)
+        return out
 
     def _items(self, items: list[tuple[str, Record, int]]) -> tuple[list[str], list[Any]]:
         keys, args = [], []
@@ -264,7 +314,11 @@ class RedisStore:
                                           OP_TTL))
 
     async def delete(self, *keys: str) -> None:
-        if keys:
+        if not keys:
+            return
+        if self._cluster:
+            await asyncio.gather(*(self._run("DEL", self._k(k)) for k in keys))
+        else:
             await self._run("DEL", *(self._k(k) for k in keys))
 
     async def index_add(self, key: str, member: str, expires_at: float, now: float) -> None:
@@ -307,20 +361,36 @@ class RedisStore:
         """Ready means: the node we talk to is a master, and a write lands (on the
         replicas too, when `replicas` asks for it). A replica, NOREPLICAS, READONLY or
         an out-of-memory master are all "not ready"."""
-        try:
-            role = await self._r.execute_command("ROLE")
-        except (RedisError, OSError) as exc:
-            raise StoreError(str(exc) or type(exc).__name__) from exc
-        if not role or role[0] not in (b"master", "master"):
-            await self._r.connection_pool.disconnect(inuse_connections=True)
-            raise StoreError("the store answers from a replica, not a writable master")
+        if self._cluster:
+            await self._cluster_ok()
+        else:
+            try:
+                role = await self._r.execute_command("ROLE")
+            except (RedisError, OSError) as exc:
+                raise StoreError(str(exc) or type(exc).__name__) from exc
+            if not role or role[0] not in (b"master", "master"):
+                await self._forget_masters()
+                raise StoreError("the store answers from a replica, not a writable master")
         await self._run("SET", self._k("ready-probe"), b"1", "EX", 10)
+
+    async def _cluster_ok(self) -> None:
+        """Every slot has a master that answers (a cluster that lost a master without a
+        replica to promote refuses commands for a third of the keys)."""
+        try:
+            info = await self._r.execute_command("CLUSTER INFO")
+        except (RedisError, OSError) as exc:
+            self._pipeline.stale()  # type: ignore[attr-defined]
+            raise StoreError(str(exc) or type(exc).__name__) from exc
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        if "cluster_state:ok" not in text:
+            raise StoreError("the Redis Cluster is not in state ok")
 
     async def close(self) -> None:
         if self._sentinel is not None:
             await self._sentinel.aclose()
-        await self._pipeline.aclose()
-        await self._r.aclose()
+        await self._pipeline.aclose()  # a cluster client is closed by its pipeline
+        if not self._cluster:
+            await self._r.aclose()
 
 
 class SentinelWatch:

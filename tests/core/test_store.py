@@ -9,9 +9,14 @@ from broker.store.redis import parse_sentinel_url
 from tests.support.redis import free_port, redis_server
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def store(request, redis):
-    s = MemoryStore() if request.param == "memory" else open_store(redis, prefix="storetest:")
+    if request.param == "memory":
+        s = MemoryStore()
+    elif request.param == "redis":
+        s = open_store(redis, prefix="storetest:")
+    else:
+        s = open_store(request.getfixturevalue("redis_cluster_url"), prefix="storetest:")
     yield s
     await s.close()
 
@@ -56,20 +61,20 @@ async def test_index_holds_live_members_only_and_expires_with_the_last(store):
 
 
 async def test_compare_and_put_lets_exactly_one_of_concurrent_callers_win(store):
-    await store.put("state", {"gen": 3, "x": "a"}, 10)
+    await store.put("{t}state", {"gen": 3, "x": "a"}, 10)
     results = await asyncio.gather(*(
-        store.compare_and_put("state", "gen", 3, {"gen": 4, "x": f"w{i}"}, 10,
-                              [(f"item{i}", {"i": i}, 10)]) for i in range(8)))
+        store.compare_and_put("{t}state", "gen", 3, {"gen": 4, "x": f"w{i}"}, 10,
+                              [(f"{{t}}item{i}", {"i": i}, 10)]) for i in range(8)))
     winners = [i for i, (moved, _) in enumerate(results) if moved]
     assert len(winners) == 1
     won = {"gen": 4, "x": f"w{winners[0]}"}
     assert all(current == won for moved, current in results if not moved)
-    assert await store.get("state") == won
-    assert [i for i in range(8) if await store.get(f"item{i}")] == winners
+    assert await store.get("{t}state") == won
+    assert [i for i in range(8) if await store.get(f"{{t}}item{i}")] == winners
     # Absent expected: only when the key does not exist.
-    assert (await store.compare_and_put("fresh", "gen", None, {"gen": 0}, 10)) == (True, None)
-    assert (await store.compare_and_put("fresh", "gen", None, {"gen": 9}, 10)) == (False, {"gen": 0})
-    assert (await store.compare_and_put("missing", "gen", 1, {"gen": 2}, 10)) == (False, None)
+    assert (await store.compare_and_put("{t}fresh", "gen", None, {"gen": 0}, 10)) == (True, None)
+    assert (await store.compare_and_put("{t}fresh", "gen", None, {"gen": 9}, 10)) == (False, {"gen": 0})
+    assert (await store.compare_and_put("{t}missing", "gen", 1, {"gen": 2}, 10)) == (False, None)
 
 
 def test_sentinel_url():
@@ -79,15 +84,16 @@ def test_sentinel_url():
 
 
 async def test_take_and_put_is_atomic_and_once(store):
-    await store.put("code", {"c": 1}, 10)
+    # Keys of one atomic step share a hash tag (Redis Cluster keeps them in one slot).
+    await store.put("{t}code", {"c": 1}, 10)
     results = await asyncio.gather(*(
-        store.take_and_put("code", [(f"tok{i}", {"i": i}, 10)]) for i in range(10)))
+        store.take_and_put("{t}code", [(f"{{t}}tok{i}", {"i": i}, 10)]) for i in range(10)))
     assert results.count(True) == 1
-    written = [i for i in range(10) if await store.get(f"tok{i}")]
+    written = [i for i in range(10) if await store.get(f"{{t}}tok{i}")]
     assert written == [results.index(True)], "only the winner's records are written"
-    assert await store.get("code") is None
-    assert await store.take_and_put("code", [("late", {}, 10)]) is False
-    assert await store.get("late") is None
+    assert await store.get("{t}code") is None
+    assert await store.take_and_put("{t}code", [("{t}late", {}, 10)]) is False
+    assert await store.get("{t}late") is None
 
 
 async def test_concurrent_callers_each_get_their_own_answer(store):

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from joserfc import jwt
 
+from tests.conftest import BACKENDS, _store_url
 from tests.grants.grants_support import login, refresh, userinfo
 from tests.support.brokers import running_broker
 
@@ -29,9 +30,10 @@ def post(b, path: str, client_assertion: str, **fields) -> httpx.Response:
                                              "client_assertion": client_assertion, **fields})
 
 
-@pytest.fixture(scope="module")
-def jwt_broker(redis, tmp_path_factory):
-    with running_broker(redis, tmp_path_factory.mktemp("assertions")) as b:
+@pytest.fixture(scope="module", params=BACKENDS)
+def jwt_broker(request, tmp_path_factory):
+    with running_broker(_store_url(request, request.param),
+                        tmp_path_factory.mktemp("assertions")) as b:
         yield b
 
 

@@ -19,9 +19,10 @@ import signal
 import time
 
 import httpx
-from ops_helpers import ANNA, Login, Replica, StoreUnavailable, sentinel_set, write_config
+from ops_helpers import ANNA, Login, Replica, StoreUnavailable, write_config
 
 from tests.support.redis import free_port
+from tests.support.redis_sentinel import sentinel_set
 
 STEP_DEADLINE = 20.0  # a step keeps being retried (on a clean 503) for at most this long
 

@@ -18,17 +18,10 @@ import time
 
 import httpx
 import pytest
-from ops_helpers import (
-    ANNA,
-    RECOMMENDED_REDIS,
-    Login,
-    Replica,
-    StoreUnavailable,
-    sentinel_set,
-    write_config,
-)
+from ops_helpers import ANNA, Login, Replica, StoreUnavailable, write_config
 
 from tests.support.redis import free_port
+from tests.support.redis_sentinel import RECOMMENDED_REDIS, sentinel_set
 
 BROWSERS = 8
 STEP_DEADLINE = 20.0

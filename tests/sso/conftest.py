@@ -19,6 +19,7 @@ from broker.app import create_app
 from broker.authz import User
 from broker.config import parse_settings
 from broker.store import open_store
+from tests.conftest import _store_url
 from tests.support.fakes import FakeConnector, FakeSource, assignment, default_users
 from tests.support.redis import free_port
 from tests.support.rp import FakeRP
@@ -85,8 +86,11 @@ class SsoBroker:
                           data={"grant_type": "refresh_token", "refresh_token": refresh_token})
 
 
-@pytest.fixture(scope="module")
-def sso(redis, tmp_path_factory):
+@pytest.fixture(scope="module", params=("redis", "sentinel", "cluster"))
+def sso(request, tmp_path_factory):
+    """Per Redis kind; not the memory store: the admin CLI tests need a store shared
+    with the server process."""
+    redis = _store_url(request, request.param)
     tmp = tmp_path_factory.mktemp("sso")
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
