@@ -74,12 +74,16 @@ class ClusterAutoPipeline(AutoPipeline):
         super().__init__(cluster, replicas, replica_timeout_ms)  # type: ignore[arg-type]
         self._cluster = cluster
         self._stale = True  # the slot map must be (re)read before the next batch
+        self._first = True
         self._refresh = asyncio.Lock()
 
     async def _slot_map(self) -> None:
         async with self._refresh:
             if self._stale:
-                await self._cluster.initialize()
+                await self._cluster.initialize()  # connects, the first time only
+                if not self._first:
+                    await self._cluster.nodes_manager.initialize()  # reads the map again
+                self._first = False
                 self._stale = False
 
     def stale(self) -> None:

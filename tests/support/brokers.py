@@ -72,7 +72,8 @@ class Gate:
 def running_broker(redis_url: str, tmp: Path, *, clock=None, source=None, wrap=None,
                    tokens: dict | None = None, store_timeout: float | None = None,
                    extra_clients: list[dict] | None = None,
-                   port: int | None = None, backchannel: dict | None = None) -> Iterator[Running]:
+                   port: int | None = None, backchannel: dict | None = None,
+                   store: dict | None = None) -> Iterator[Running]:
     port = port or free_port()
     issuer = f"http://127.0.0.1:{port}"
     jwt_key = ECKey.generate_key("P-256", auto_kid=True)
@@ -81,6 +82,7 @@ def running_broker(redis_url: str, tmp: Path, *, clock=None, source=None, wrap=N
     config["clients"] += extra_clients or []
     if store_timeout is not None:
         config["store"]["timeout"] = store_timeout
+    config["store"].update(store or {})
     if backchannel:
         config["backchannel"] = backchannel
     settings = parse_settings(config, str(tmp / "broker.yaml"))
@@ -92,7 +94,9 @@ def running_broker(redis_url: str, tmp: Path, *, clock=None, source=None, wrap=N
         box.append(FakeConnector(broker, flow))
         return box[-1]
 
-    store = open_store(redis_url, settings.store.prefix, settings.store.timeout)
+    store = open_store(redis_url, settings.store.prefix, settings.store.timeout,
+                       replicas=settings.store.replicas,
+                       replica_timeout=settings.store.replica_timeout)
     if wrap is not None:
         store = wrap(store)
     app = create_app(settings, store=store, source=source, connectors={"test": factory},
