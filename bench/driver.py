@@ -118,10 +118,14 @@ class Target:
     # alg -> refresh tokens: the heads of refresh chains, one taken per refresh and its
     # successor put back, so a chain is only ever used by one worker at a time.
     chains: dict[str, deque] = field(default_factory=dict)
+    userinfo_path: str = "/userinfo"
+    # alg -> access tokens for UserInfo (reused: reading it changes nothing)
+    bearers: dict[str, list] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.pools = {alg: deque() for alg in self.clients}
         self.chains = {alg: deque() for alg in self.clients}
+        self.bearers = {alg: [] for alg in self.clients}
         self._next = 0
         self.basic = {alg: "Basic " + base64.b64encode(f"{cid}:{self.secret}".encode()).decode()
                       for alg, cid in self.clients.items()}
@@ -192,6 +196,7 @@ async def redeem(http: aiohttp.ClientSession, target: Target, alg: str,
                          f"and keys {sorted(answer)}")
         if keep_chain:
             target.chains[alg].append(answer["refresh_token"])
+            target.bearers[alg].append(answer["access_token"])
     return elapsed
 
 
@@ -215,6 +220,22 @@ async def refresh(http: aiohttp.ClientSession, target: Target, alg: str) -> floa
     if not successor or successor == token:
         raise Failed("the refresh token was not rotated")
     target.chains[alg].append(successor)
+    return elapsed
+
+
+async def userinfo(http: aiohttp.ClientSession, target: Target, alg: str) -> float:
+    """One UserInfo request with a Bearer access token; times only this request."""
+    tokens = target.bearers[alg]
+    if not tokens:
+        raise Exhausted
+    target._next += 1
+    headers = {"Authorization": "Bearer " + tokens[target._next % len(tokens)]}
+    began = time.perf_counter()
+    async with http.get(target.base + target.userinfo_path, headers=headers) as resp:
+        raw = await resp.read()
+    elapsed = time.perf_counter() - began
+    if resp.status != 200 or b'"sub"' not in raw:
+        raise Failed(f"{resp.status}: {raw[:200]!r}")
     return elapsed
 
 

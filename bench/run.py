@@ -41,6 +41,7 @@ from bench.driver import (  # noqa: E402
     refresh,
     run_load,
     session,
+    userinfo,
 )
 from tests.support.redis import free_port, redis_server, wait_for_port  # noqa: E402
 
@@ -193,6 +194,17 @@ class Bench:
         await self.warm(op)
         await self.measure(f"{target.label} refresh {alg}", op, server)
         target.chains[alg].clear()
+        if alg == next(iter(target.clients)):
+            # UserInfo with the access tokens of the last generation of each chain: the
+            # lookup of a live access token, its family and session, and the claims.
+            target.bearers[alg] = target.bearers[alg][-chains:]
+
+            def read() -> Awaitable[float]:
+                return userinfo(http, target, alg)
+
+            await self.warm(read)
+            await self.measure(f"{target.label} userinfo", read, server)
+        target.bearers[alg].clear()
 
     async def mint(self, http: aiohttp.ClientSession, target: Target, alg: str, needed: int) -> None:
         """Log in until `needed` codes wait for `alg` (or the minting budget is spent)."""
@@ -271,7 +283,7 @@ class Bench:
                "NODE_ENV": "production"}
         with serve("peer", [node, "server.mjs"], port, env, cwd=PEER) as server:
             await self.oidc(Target("peer", server.url, "/auth", "/token", dict(CLIENTS),
-                                   CLIENT_SECRET, REDIRECT_URI), server)
+                                   CLIENT_SECRET, REDIRECT_URI, userinfo_path="/me"), server)
 
     async def profile(self, redis_url: str, workdir: Path) -> None:
         """Login-to-code, code redemption and refresh per algorithm, under a profiler in the
@@ -329,7 +341,7 @@ class Bench:
 ROWS = ["generator ceiling", "bare Starlette", "broker login-to-code", "broker redemption RS256",
         "broker redemption ES256", "broker refresh RS256", "broker refresh ES256",
         "peer login-to-code", "peer redemption RS256", "peer redemption ES256",
-        "peer refresh RS256", "peer refresh ES256"]
+        "peer refresh RS256", "peer refresh ES256", "broker userinfo", "peer userinfo"]
 
 
 def note(result: Result) -> str:
@@ -377,6 +389,7 @@ def ratios(results: list[Result]) -> str:
         ("redemption ES256, broker/peer", ratio("broker redemption ES256", "peer redemption ES256"), 1.0),
         ("refresh RS256, broker/peer", ratio("broker refresh RS256", "peer refresh RS256"), 1.0),
         ("refresh ES256, broker/peer", ratio("broker refresh ES256", "peer refresh ES256"), 1.0),
+        ("userinfo, broker/peer", ratio("broker userinfo", "peer userinfo"), None),
         ("refresh/redemption RS256, broker", ratio("broker refresh RS256",
                                                    "broker redemption RS256"), 0.8),
         ("refresh/redemption ES256, broker", ratio("broker refresh ES256",
