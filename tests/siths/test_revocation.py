@@ -310,3 +310,27 @@ def test_crl_with_a_broken_signature_refused(rsa_pki, pki, key_type):
     signature = x509.load_der_x509_crl(der).signature
     with pytest.raises(RevocationError, match="signed"):
         verify_crl(_tampered(der, signature), issuer.cert, now=now)
+
+
+# --- the audit evidence of a revocation check: what answered, when, and what it said ---------
+
+async def test_the_evidence_says_which_source_answered_when_and_what(pki, make_auth, clock):
+    auth = make_auth()
+    card = pki.card("anna-hsa")
+    fresh = (await auth.authenticate(presented(card))).evidence["revocation"]
+    assert fresh["source"] == "ocsp" and fresh["status"] == "good"
+    assert fresh["checked_at"] == int(clock())
+    assert fresh["this_update"] <= fresh["checked_at"] < fresh["next_update"]
+    assert "revoked_at" not in fresh and "reason" not in fresh
+    clock.advance(5)
+    cached = (await auth.authenticate(presented(card))).evidence["revocation"]
+    assert cached["source"] == "ocsp-cache" and cached["checked_at"] == int(clock())
+    assert cached["this_update"] == fresh["this_update"]
+    assert pki.ocsp_requests == 1  # the second answer came from the cache
+
+    pki.ocsp_mode = "down"
+    other = pki.card("anna-pnr")
+    by_crl = (await make_auth().authenticate(presented(other))).evidence["revocation"]
+    assert by_crl["source"] == "crl" and by_crl["status"] == "good"
+    assert by_crl["checked_at"] == int(clock())
+    assert "this_update" in by_crl and "next_update" in by_crl
