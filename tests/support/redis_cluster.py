@@ -30,16 +30,20 @@ class RedisClusterSet:
         return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True,
                               text=True, timeout=10).stdout
 
+    def live(self) -> int:
+        """A node that is up (asking a killed one would answer nothing)."""
+        return next(p for p in self.ports if self.procs[p].poll() is None)
+
     def masters(self) -> list[int]:
         out = []
-        for line in self.cli(self.ports[0], "cluster", "nodes").splitlines():
+        for line in self.cli(self.live(), "cluster", "nodes").splitlines():
             parts = line.split()
             if len(parts) > 2 and "master" in parts[2] and "fail" not in parts[2]:
                 out.append(int(parts[1].split("@")[0].rsplit(":", 1)[1]))
         return sorted(out)
 
     def replica_of(self, master: int) -> int:
-        nodes = self.cli(self.ports[0], "cluster", "nodes").splitlines()
+        nodes = self.cli(self.live(), "cluster", "nodes").splitlines()
         master_id = next(line.split()[0] for line in nodes
                          if f":{master}@" in line.split()[1])
         return next(int(line.split()[1].split("@")[0].rsplit(":", 1)[1]) for line in nodes
