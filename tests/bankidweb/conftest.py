@@ -68,13 +68,14 @@ class BankIDBroker:
         return self.broker.extra_mounts["/bankid-simulator"].state.simulator
 
 
-def start_broker(redis, tmp, clock=None, source=None, **bankid):
-    """A broker app; `clock` is shared by its BankID connector and embedded simulator."""
+def start_broker(redis, tmp, clock=None, source=None, extra_connectors=None, **bankid):
+    """A broker app; `clock` is shared by its BankID connector and embedded simulator;
+    `extra_connectors` (name: factory) are offered beside BankID."""
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     settings = parse_settings(bankid_config(issuer, redis, tmp / "keys", **bankid), str(tmp / "b.yaml"))
     source = source or FakeSource(bankid_users())
-    connectors = {"bankid": partial(create_bankid, clock=clock)} if clock is not None else None
+    connectors = {"bankid": partial(create_bankid, clock=clock), **(extra_connectors or {})}
     app = create_app(settings, store=open_store(redis, settings.store.prefix), source=source,
                      connectors=connectors)
     return issuer, port, app
