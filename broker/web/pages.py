@@ -30,18 +30,20 @@ def local_path(path: str) -> str:
 
 
 def pick_locale(request: Request, ui_locales: str | None = None) -> str:
-    """`?lang=` (the switch), then the RP's `ui_locales`, the cookie, Accept-Language; sv."""
+    """`?lang=` (the switch), the cookie the switch set, the RP's `ui_locales`,
+    Accept-Language; sv. The person's own choice outranks the RP's hint: otherwise the next
+    page of a login whose RP asked for Swedish would switch back from the English chosen."""
     lang = request.query_params.get("lang")
     if lang in LOCALES:
         return lang
-    for tag in (ui_locales or "").split():
-        base = tag.split("-")[0].lower()
-        if base in LOCALES:
-            return base
     # __Host-broker_lang on https; the plain name on a localhost demo (and from before).
     cookie = request.cookies.get(f"__Host-{LANG_COOKIE}") or request.cookies.get(LANG_COOKIE)
     if cookie in LOCALES:
         return cookie
+    for tag in (ui_locales or "").split():
+        base = tag.split("-")[0].lower()
+        if base in LOCALES:
+            return base
     for part in request.headers.get("accept-language", "").split(","):
         base = part.split(";")[0].strip().split("-")[0].lower()
         if base in LOCALES:

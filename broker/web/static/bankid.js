@@ -55,7 +55,13 @@
   // -- polling the order ---------------------------------------------------------------
   var root = document.getElementById("bankid");
   if (!root || root.getAttribute("data-poll") !== "yes") { return; }
-  window.stop();  // cancels the meta refresh: this script keeps the page current now
+  // This script keeps the page current now: cancel the meta refresh. window.stop() does,
+  // once the page has loaded (called earlier it would also abort the load itself).
+  if (document.readyState === "complete") {
+    window.stop();
+  } else {
+    window.addEventListener("load", function () { window.stop(); });
+  }
   var statusUrl = root.getAttribute("data-status-url");
   var waitUrl = root.getAttribute("data-wait-url");
   var qr = document.getElementById("qr");
