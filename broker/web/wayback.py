@@ -30,13 +30,16 @@ class WayBackLinks:
         self.prefs = prefs
 
     def __call__(self, request: Request, client_id: str | None = None) -> WayBack | None:
+        """`client_id`: the page's own login, still alive - leaving it is going back to the
+        service's page. Without one the login is gone, and a fresh one is the way on."""
+        live = client_id is not None
         client_id = client_id or self.prefs.read(request).client
         client = self.clients.get(client_id) if client_id else None
         if client is None:
             return None
         s = client.settings
-        if s.initiate_login_uri:
-            return WayBack(s.initiate_login_uri, s.client_name, True)
-        if s.client_uri:
-            return WayBack(s.client_uri, s.client_name, False)
+        links = [(s.initiate_login_uri, True), (s.client_uri, False)]
+        for url, fresh in (reversed(links) if live else links):
+            if url:
+                return WayBack(url, s.client_name, fresh)
         return None

@@ -86,9 +86,11 @@ def test_another_method_from_the_bankid_page_cancels_the_order(two_methods):
 def test_a_gone_login_offers_the_way_back_to_the_service(bankid_broker):
     bb = bankid_broker
     with httpx.Client(base_url=bb.issuer) as browser, httpx.Client(base_url=bb.issuer) as fresh:
-        _rp, txn_id, _ = begin(bb, browser)
+        _rp, txn_id, live = begin(bb, browser)
+        # While the login lives, leaving it is going back to the service's page.
+        assert '<a href="https://rp.example/" id="way-back">Tillbaka till Lifecare</a>' in live.text
         db, key = txn_key(bb, txn_id)
-        db.delete(key)  # the login expired
+        db.delete(key)  # the login expired: now a fresh login is the way on
         for path in ("wait", "status", "finish"):
             page = browser.get(f"/login/bankid/{txn_id}/{path}")
             assert page.status_code == 410

@@ -123,6 +123,11 @@ class PeopleStack:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def clear_faults(self) -> None:
+        import httpx
+
+        httpx.delete(f"{self.base}/bankid-simulator/control/faults")
+
     def orders(self) -> list[dict]:
         import httpx
 

@@ -260,7 +260,7 @@ async def test_keyboard_only_qr_and_picker(browser, people):
             " const s = getComputedStyle(e);"
             " return [e.textContent.trim(), s.outlineStyle, parseFloat(s.outlineWidth)]; }"))
     names = [r[0] for r in reached]
-    for name in ("In English", "BankID på den här datorn", "Avbryt", "Logga in i Lifecare igen"):
+    for name in ("In English", "BankID på den här datorn", "Avbryt", "Tillbaka till Lifecare"):
         assert name in names, names
     assert all(style != "none" and width >= 2 for _, style, width in reached if _), reached
     txn_id = txn_of(page.url)

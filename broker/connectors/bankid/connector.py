@@ -182,7 +182,7 @@ class BankIDConnector:
             return self._to_wait(txn)
         if not self._browser(request).mobile and not self.settings.personal_number_field:
             return await self._begin(request, txn, "qr")
-        return self._choice(request, txn)
+        return self._to_wait(txn)  # without an order, the wait page is the device choice
 
     # -- routes --------------------------------------------------------------------------
     async def start_order(self, request: Request) -> Response:

@@ -56,7 +56,11 @@
   var root = document.getElementById("bankid");
   if (!root || root.getAttribute("data-poll") !== "yes") { return; }
   // This script keeps the page current now: cancel the meta refresh. window.stop() does,
-  // once the page has loaded (called earlier it would also abort the load itself).
+  // once the page has loaded (called earlier it would also abort the load itself); the
+  // element goes too, so the page no longer claims to refresh itself (WCAG 2.2.1, F41: the
+  // timed reload is only for browsers without this script, where nothing else can).
+  var refresh = document.querySelector("meta[http-equiv=refresh]");
+  if (refresh) { refresh.parentNode.removeChild(refresh); }
   if (document.readyState === "complete") {
     window.stop();
   } else {
