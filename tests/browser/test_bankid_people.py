@@ -322,3 +322,43 @@ def test_user_agents_are_the_ones_the_rules_know():
     from broker.connectors.bankid.launch import detect
 
     assert detect(UA["ios_safari"]).name == "safari" and detect(UA["android"]).mobile
+
+
+async def test_try_again_after_a_timeout_on_a_phone_opens_the_app_at_once(browser, people):
+    context, page = await open_login(browser, people, "phone")
+    txn_id = txn_of(page.url)
+    await page.get_by_role("button", name="BankID på den här enheten").click()
+    await page.wait_for_url("**/bankid-simulator/app?autostarttoken=**", timeout=WAIT_MS)
+    first = people.pending()
+    people.control("fail", orderRef=first["orderRef"], hintCode="expiredTransaction")
+    await page.goto(f"{people.base}/login/bankid/{txn_id}/wait")  # back in the browser
+    retry = page.get_by_role("button", name="Försök igen")
+    await retry.wait_for(timeout=WAIT_MS)
+    assert "BankID-appen svarar inte" in await page.locator("#status").inner_text()  # RFA8
+    await retry.click()  # one tap: a new order, and the app opens with it
+    await page.wait_for_url("**/bankid-simulator/app?autostarttoken=**", timeout=WAIT_MS)
+    second = people.pending()
+    assert second["orderRef"] != first["orderRef"] and second["via"] == "autostart"
+    await context.close()
+
+
+async def test_the_pages_need_no_fetch(browser, people):
+    """The OIDF conformance suite's HtmlUnit has no fetch: the script must not need it."""
+    people.control("reset")
+    context = await browser.new_context(**people.context_options("desktop"))
+    await context.add_init_script("delete window.fetch;")
+    page = await context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(f"{people.base}/demo-rp/")
+    await page.click("#login")
+    qr = page.locator("#qr")
+    await qr.wait_for(state="visible", timeout=WAIT_MS)
+    first = await qr.get_attribute("src")
+    await page.wait_for_function(  # animated by the script's polling, not a reload
+        "s => document.getElementById('qr').src !== s", arg=first, timeout=WAIT_MS)
+    assert not await page.locator("meta[http-equiv=refresh]").count()  # the script took over
+    people.control("approve", orderRef=people.pending()["orderRef"])
+    await logged_in(page)
+    assert not errors, errors
+    await context.close()
