@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.bankid.user_agents import UA
 from tests.support.redis import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -81,20 +82,6 @@ def run(coro):
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
          "device_scale_factor": 2}
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
-UA = {
-    "ios_safari": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-                  "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
-    "ios_chrome": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-                  "(KHTML, like Gecko) CriOS/126.0.6478.54 Mobile/15E148 Safari/604.1",
-    "ios_firefox": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-                   "(KHTML, like Gecko) FxiOS/127.0 Mobile/15E148 Safari/605.1.15",
-    "ios_edge": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-                "(KHTML, like Gecko) Version/17.0 EdgiOS/126.2592.56 Mobile/15E148 Safari/605.1.15",
-    "ios_instagram": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-                     "(KHTML, like Gecko) Mobile/15E148 Instagram 339.0.3.12.91",
-    "android": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-               "Chrome/126.0.0.0 Mobile Safari/537.36",
-}
 
 
 class PeopleStack:
@@ -112,6 +99,8 @@ class PeopleStack:
         return self.broker.extra_mounts["/bankid-simulator"].state.simulator
 
     def context_options(self, device: str, ua: str = "ios_safari", **extra) -> dict:
+        """A Swedish phone or computer (pages in English come from the language switch)."""
+        extra = {"locale": "sv-SE", **extra}
         if device == "phone":
             return {**PHONE, "user_agent": UA[ua], **extra}
         return {**DESKTOP, **extra}

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import UA
+from tests.bankid.user_agents import UA
 
 pytestmark = pytest.mark.browser
 WAIT_MS = 20_000
@@ -109,7 +109,7 @@ async def test_same_device_on_a_computer_polls_while_the_person_is_in_the_app(br
     ("ios_firefox", "firefox://open-url?url="),
     ("ios_edge", "microsoft-edge-http://"),
     ("ios_instagram", None),
-    ("android", None),
+    ("android_chrome", None),
 ])
 async def test_the_app_returns_to_the_browser_that_started(browser, people, ua, scheme):
     context, page = await open_login(browser, people, "phone", ua=ua)
@@ -321,7 +321,7 @@ async def test_personal_number_field_in_swedish(browser, people_pnr):
 def test_user_agents_are_the_ones_the_rules_know():
     from broker.connectors.bankid.launch import detect
 
-    assert detect(UA["ios_safari"]).name == "safari" and detect(UA["android"]).mobile
+    assert detect(UA["ios_safari"]).name == "safari" and detect(UA["android_chrome"]).mobile
 
 
 async def test_try_again_after_a_timeout_on_a_phone_opens_the_app_at_once(browser, people):
