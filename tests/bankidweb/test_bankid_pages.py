@@ -142,10 +142,12 @@ def test_a_replica_that_loses_the_collect_race_adopts_the_completion(bankid_brok
     says "no such order", which must not turn the finished login into a failure."""
     import asyncio
 
+    from broker.connectors.bankid import BankIDClient, BankIDOrders
     from broker.connectors.bankid.flow import OrderState
+    from broker.store import open_store
 
     bb = bankid_broker
-    connector = bb.broker.connectors["bankid"]
+    settings = bb.broker.settings
     with httpx.Client(base_url=bb.issuer) as browser:
         _rp, txn_id, _page = begin(bb, browser)
         record = {**order(bb, txn_id), "last_collect_at": 0.0}
@@ -153,17 +155,22 @@ def test_a_replica_that_loses_the_collect_race_adopts_the_completion(bankid_brok
         first, second = OrderState.from_record(record), OrderState.from_record(record)
 
         async def both():
-            await bb.broker.store.delete(f"bankid:collect:{record['order_ref']}")
-            one = await connector.orders.poll(first)
-            await bb.broker.store.delete(f"bankid:collect:{record['order_ref']}")  # lock passed
-            two = await connector.orders.poll(second)
+            # Two replicas: their own store connections, one BankID (the simulator).
+            store = open_store(settings.store.url, settings.store.prefix)
+            sim_app = bb.broker.extra_mounts["/bankid-simulator"]
+            client = BankIDClient("http://sim/rp/v6.0/", transport=httpx.ASGITransport(app=sim_app))
+            orders = BankIDOrders(client, settings.connectors.bankid, store=store)
+            try:
+                await store.delete(f"bankid:collect:{record['order_ref']}")
+                one = await orders.poll(first)
+                await store.delete(f"bankid:collect:{record['order_ref']}")  # lock passed
+                two = await orders.poll(second)
+            finally:
+                await client.aclose()
+                await store.close()
             return one, two
 
-        loop = asyncio.new_event_loop()
-        try:
-            one, two = loop.run_until_complete(both())
-        finally:
-            loop.close()
+        one, two = asyncio.run(both())
     assert one.status == "complete" and one.completion is not None
     assert two.status == "complete" and two.completion.user.personal_number == ANNA
 
