@@ -65,6 +65,8 @@ from .store.epoch import StoreEpoch
 from .store.instrumented import InstrumentedStore
 from .web.pages import HERE as WEB_DIR
 from .web.pages import Pages
+from .web.prefs import PreferenceCookie
+from .web.wayback import WayBackLinks
 
 log = logging.getLogger("broker")
 
@@ -202,6 +204,7 @@ def create_app(
     audit = open_audit(settings)
     outbox = Outbox(store, clients, settings.backchannel, clock)
     cookies = Cookies(settings.secure_cookies)
+    prefs = PreferenceCookie(cookies)
     broker = Broker(
         settings=settings,
         store=store,
@@ -214,7 +217,7 @@ def create_app(
         transactions=Transactions(store, settings.login.transaction_ttl),
         sessions=Sessions(store, settings.session.idle_timeout, settings.session.absolute_timeout,
                           remember=remember, clock=clock),
-        pages=Pages(cookies=cookies),
+        pages=Pages(cookies=cookies, way_back=WayBackLinks(clients, prefs)),
         cookies=cookies,
         proxies=TrustedProxies(settings.http.trusted_proxies),
         source=TimedSource(source, metrics),
@@ -229,7 +232,7 @@ def create_app(
         # replica would then fail their CSRF check on another.
         csrf_secret=keyring.derived_keys("csrf")[0],
     )
-    flow = Flow(broker)
+    flow = Flow(broker, prefs)
     factories = default_connectors(settings) if connectors is None else connectors
     for name, factory in factories.items():
         broker.connectors[name] = factory(broker, flow)

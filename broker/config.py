@@ -205,13 +205,17 @@ class ClientSettings(_Model):
     claims: dict[str, str | None] = Field(default_factory=dict)
     # Structured claims (the `assignments` list) as flat strings, for RPs that need them.
     flat_claims: bool = False
+    # The way back from a login page whose login is gone (OIDC Registration §2): the
+    # service's front page, and the URL that starts a new login there (preferred).
+    client_uri: str | None = None
+    initiate_login_uri: str | None = None
 
     @field_validator("redirect_uris", "post_logout_redirect_uris")
     @classmethod
     def _uris(cls, v: list[str]) -> list[str]:
         return [check_url(u) for u in v]
 
-    @field_validator("jwks_uri", "backchannel_logout_uri")
+    @field_validator("jwks_uri", "backchannel_logout_uri", "client_uri", "initiate_login_uri")
     @classmethod
     def _uri(cls, v: str | None) -> str | None:
         return None if v is None else check_url(v)

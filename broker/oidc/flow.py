@@ -5,6 +5,7 @@
     (connector)            ...upstream login... -> Flow.finish(identity)
     /login/<txn>/select    the person picked a role and unit
     /login/<txn>/deny      the person read "no authorization" and pressed Back
+    /login/<txn>/extend    the person asked for more time before the login expires
 
 Only the browser that started the login can continue it; the result of an upstream login
 is accepted only for the transaction (and so the browser) it was started for.
@@ -21,7 +22,7 @@ from typing import Any
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..authz import Assignment, AuthorizationSourceError
@@ -32,6 +33,7 @@ from ..identifiers import mask_personal_number
 from ..security import BROWSER_COOKIE, browser_digest, browser_id
 from ..session import SSO_COOKIE
 from ..store import StoreError
+from ..web.prefs import PreferenceCookie, assignment_digest
 from .claims import parse_claims_request, release, subject_for, unmet_essential
 from .logout import deliver_soon, end_session
 from .responses import error_to_client, location_params, to_client
@@ -51,11 +53,15 @@ class FlowError(Exception):
 
 
 METHOD_LABELS = {"bankid": "method_bankid", "siths": "method_siths"}
+# Asking for more time can keep a login open this many transaction lifetimes in all.
+MAX_LIFETIMES = 4
 
 
 class Flow:
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, prefs: PreferenceCookie | None = None) -> None:
         self.broker = broker
+        # The person's earlier choices (last method, role per client): shortcuts only.
+        self.prefs = prefs or PreferenceCookie(broker.cookies)
 
     def routes(self) -> list[Route]:
         return [
@@ -63,6 +69,7 @@ class Flow:
             Route("/login/{txn_id}/method", self.choose_method, methods=["POST"]),
             Route("/login/{txn_id}/select", self.select, methods=["POST"]),
             Route("/login/{txn_id}/deny", self.deny, methods=["POST"]),
+            Route("/login/{txn_id}/extend", self.extend, methods=["POST"]),
         ]
 
     # -- LoginFlow (what connectors call) ------------------------------------------------
@@ -83,6 +90,11 @@ class Flow:
         return self.broker.pages.render(request, template, context, status_code)
 
     async def finish(self, request: Request, txn: LoginTransaction, identity: Identity) -> Response:
+        response = await self._finish(request, txn, identity)
+        self._remember(request, response, method=identity.method)
+        return response
+
+    async def _finish(self, request: Request, txn: LoginTransaction, identity: Identity) -> Response:
         record = identity.to_record()
         evidence = record.pop("evidence", {})
         self.broker.audit.event(
@@ -103,7 +115,8 @@ class Flow:
         return self.broker.pages.render(
             request, "error.html",
             {"message_key": failure.code, "values": {}, "ui_locales": txn.params.get("ui_locales"),
-             "back_url": f"/login/{txn.id}" if failure.retry else None},
+             "back_url": f"/login/{txn.id}" if failure.retry else None,
+             "other_methods_url": self.other_methods_url(txn), "client_id": txn.client_id},
             status_code=400,
         )
 
@@ -132,6 +145,7 @@ class Flow:
             response = broker.pages.error(request, "error_unavailable", status_code=503)
         if new:
             broker.cookies.set(response, BROWSER_COOKIE, value)
+        self._remember(request, response, client=txn.client_id)
         return response
 
     async def _resume(self, request: Request, txn: LoginTransaction) -> Response:
@@ -152,9 +166,13 @@ class Flow:
                                "no login method here satisfies the request")
         if len(methods) == 1:
             return await self._start(request, txn, methods[0])
+        last = self.prefs.read(request).method
+        if last in methods and "choose" not in request.query_params:
+            return await self._start(request, txn, last)  # the method that worked last time
         return broker.pages.render(request, "chooser.html", {
             "txn_id": txn.id, "csrf": txn.csrf, "client_name": self._client_name(txn),
-            "ui_locales": txn.params.get("ui_locales"),
+            "ui_locales": txn.params.get("ui_locales"), "expires_at": txn.expires,
+            "client_id": txn.client_id, "switch_path": f"/login/{txn.id}",
             "methods": [{"value": m, "label": METHOD_LABELS.get(m, m)} for m in methods],
         })
 
@@ -173,7 +191,9 @@ class Flow:
         if txn.identity is None or chosen is None:
             return self._picker(request, txn, status_code=400)
         txn.assignment = chosen
-        return await self._complete(request, txn)
+        response = await self._complete(request, txn)
+        self._remember(request, response, role=(txn.client_id, chosen))
+        return response
 
     async def deny(self, request: Request) -> Response:
         txn = await self.load(request, request.path_params["txn_id"])
@@ -183,6 +203,20 @@ class Flow:
         await self.broker.transactions.end(txn)
         self.broker.metrics.active_logins.ended(txn.id)
         return self._error(request, txn, "access_denied", "the user has no valid authorization for this client")
+
+    async def extend(self, request: Request) -> Response:
+        """More time for a person who is still here, asked for from the warning shown
+        before the login expires (WCAG 2.2.1), up to MAX_LIFETIMES in all."""
+        txn = await self.load(request, request.path_params["txn_id"])
+        await self._form(request, txn)
+        now = int(time.time())
+        ttl = self.broker.settings.login.transaction_ttl
+        txn.expires = max(txn.expires, min(now + ttl, txn.created + MAX_LIFETIMES * ttl))
+        await self.broker.transactions.save(txn)
+        self.broker.metrics.active_logins.started(txn.id, txn.expires)
+        if "application/json" in request.headers.get("accept", ""):
+            return JSONResponse({"expires_in": txn.expires - now})
+        return Response(status_code=303, headers={"Location": f"/login/{txn.id}"})
 
     # -- steps ---------------------------------------------------------------------------
     def _methods(self, txn: LoginTransaction) -> list[str]:
@@ -299,9 +333,13 @@ class Flow:
         return None
 
     def _picker(self, request: Request, txn: LoginTransaction, status_code: int = 200) -> Response:
+        last = self.prefs.read(request).roles.get(txn.client_id)
+        preselected = next((a["id"] for a in txn.choices if assignment_digest(a) == last), None)
         return self.broker.pages.render(request, "picker.html", {
             "txn_id": txn.id, "csrf": txn.csrf, "client_name": self._client_name(txn),
             "choices": txn.choices, "ui_locales": txn.params.get("ui_locales"),
+            "preselected": preselected, "expires_at": txn.expires, "client_id": txn.client_id,
+            "switch_path": f"/login/{txn.id}",
         }, status_code=status_code)
 
     async def _complete(self, request: Request, txn: LoginTransaction, session: Any = None) -> Response:
@@ -430,6 +468,23 @@ class Flow:
     def _client_name(self, txn: LoginTransaction) -> str:
         client = self.broker.clients.get(txn.client_id)
         return client.settings.client_name if client else txn.client_id
+
+    def other_methods_url(self, txn: LoginTransaction) -> str | None:
+        """The method chooser, when this login has more than one method to offer."""
+        return f"/login/{txn.id}?choose=1" if len(self._methods(txn)) > 1 else None
+
+    def _remember(self, request: Request, response: Response, *, client: str | None = None,
+                  method: str | None = None, role: tuple[str, Any] | None = None) -> None:
+        """Keep the person's choices in the preference cookie (see web/prefs.py)."""
+        prefs = self.prefs.read(request)
+        before = prefs.to_cookie()
+        prefs.client = client or prefs.client
+        if method and response.status_code < 400:
+            prefs.method = method
+        if role and response.status_code < 400:
+            prefs.remember_role(*role)
+        if prefs.to_cookie() != before:
+            self.prefs.write(response, prefs)
 
     def _error(self, request: Request, txn: LoginTransaction, error: str, description: str | None) -> Response:
         return error_to_client(self.broker, request, txn.params["redirect_uri"], error, description,

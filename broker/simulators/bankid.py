@@ -221,6 +221,21 @@ def _control_routes(sim: BankIDSimulator) -> list[Route]:
         sim.reset()
         return JSONResponse({})
 
+    async def clock(request: Request) -> Response:
+        """Simulated time jumps forward (only on a `SimulatedClock`, i.e. in tests)."""
+        advance = getattr(sim.clock, "advance", None)
+        if advance is None:
+            return _json_error("this simulator runs on the real clock", 409)
+        try:
+            body = await _json_body(request)
+            seconds = body.get("advance")
+            if not isinstance(seconds, int | float) or not 0 <= seconds <= 3600:
+                raise UserActionError("advance must be 0-3600 seconds", 400)
+        except UserActionError as exc:
+            return _json_error(str(exc), exc.status)
+        advance(float(seconds))
+        return JSONResponse({"now": sim.tick()})
+
     return [
         Route("/control/orders", orders, methods=["GET"]),
         Route("/control/scan", action(lambda b: sim.scan(_field(b, "qr"), pno(b))),
@@ -243,6 +258,7 @@ def _control_routes(sim: BankIDSimulator) -> list[Route]:
               methods=["POST"]),
         Route("/control/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route("/control/reset", reset, methods=["POST"]),
+        Route("/control/clock", clock, methods=["POST"]),
     ]
 
 
@@ -298,10 +314,13 @@ def _app_routes(sim: BankIDSimulator) -> list[Route]:
             elif act == "approve":
                 order = sim.approve(ref, who)
                 msg = f"Approved as {order.person.name if order.person else who}."
-                target = _safe_redirect(order.body.get("returnUrl")) or _safe_redirect(
+                return_url = order.body.get("returnUrl")
+                target = _safe_redirect(return_url) or _safe_redirect(
                     str(form.get("redirect", "")) or None)
                 if target:
                     return RedirectResponse(target, status_code=303)
+                if return_url:  # another browser's scheme: the real app hands it to iOS
+                    msg += f" The app now opens {return_url}"
             elif act == "advance":
                 sim.advance(ref)
                 msg = "Confirmed."

@@ -35,6 +35,24 @@ USER_FAILURES = (
 CANNED_OCSP = base64.b64encode(b"\x30\x03\x0a\x01\x00simulated-ocsp-response").decode("ascii")
 
 
+class SimulatedClock:
+    """The wall clock plus a jump that tests make (`/control/clock`): a person can spend
+    10 s in the app, an order can age 30 s, without the test waiting for it. Shared with
+    the broker's BankID connector in tests, so both sides see the same time."""
+
+    def __init__(self, base: Clock = time.time) -> None:
+        self._base = base
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return self._base() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        self.offset += seconds
+
+
 class UserActionError(Exception):
     """What the simulated app refuses to do (stale QR, wrong person, order not pending)."""
 
@@ -103,6 +121,7 @@ class SimOrder:
             "autoStartToken": self.auto_start_token,
             "qrStartToken": self.qr_start_token,
             "returnUrl": self.body.get("returnUrl"),
+            "returnRisk": bool(self.body.get("returnRisk")),
             "userVisibleData": _decode(self.body.get("userVisibleData")),
             "mrtd": bool(self.requirement.get("mrtd")),
         }

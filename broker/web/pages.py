@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -28,18 +30,20 @@ def local_path(path: str) -> str:
 
 
 def pick_locale(request: Request, ui_locales: str | None = None) -> str:
-    """`?lang=` (the switch), then the RP's `ui_locales`, the cookie, Accept-Language; sv."""
+    """`?lang=` (the switch), the cookie the switch set, the RP's `ui_locales`,
+    Accept-Language; sv. The person's own choice outranks the RP's hint: otherwise the next
+    page of a login whose RP asked for Swedish would switch back from the English chosen."""
     lang = request.query_params.get("lang")
     if lang in LOCALES:
         return lang
-    for tag in (ui_locales or "").split():
-        base = tag.split("-")[0].lower()
-        if base in LOCALES:
-            return base
     # __Host-broker_lang on https; the plain name on a localhost demo (and from before).
     cookie = request.cookies.get(f"__Host-{LANG_COOKIE}") or request.cookies.get(LANG_COOKIE)
     if cookie in LOCALES:
         return cookie
+    for tag in (ui_locales or "").split():
+        base = tag.split("-")[0].lower()
+        if base in LOCALES:
+            return base
     for part in request.headers.get("accept-language", "").split(","):
         base = part.split(";")[0].strip().split("-")[0].lower()
         if base in LOCALES:
@@ -48,8 +52,12 @@ def pick_locale(request: Request, ui_locales: str | None = None) -> str:
 
 
 class Pages:
+    """`way_back` (see wayback.py) gives every page the link back to the service."""
+
     def __init__(self, extra_template_dirs: list[Path] | None = None, *,
-                 cookies: Cookies | None = None) -> None:
+                 cookies: Cookies | None = None,
+                 way_back: Callable[[Request, str | None], Any] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         """`cookies` sets the language cookie like every other (`__Host-`, Secure on https)."""
         self.cookies = cookies or Cookies(secure=True)
         dirs = [HERE / "templates", *(extra_template_dirs or [])]
@@ -58,6 +66,8 @@ class Pages:
             autoescape=select_autoescape(["html"]),
             auto_reload=False,
         )
+        self.way_back = way_back
+        self.clock = clock
 
     def add_template_dir(self, directory: Path) -> None:
         self.env.loader.searchpath.append(str(directory))  # type: ignore[union-attr]
@@ -68,12 +78,22 @@ class Pages:
         other = "en" if locale == "sv" else "sv"
         query = dict(request.query_params)
         query["lang"] = other
+        # A page answering a POST switches language through the GET page of the same
+        # state (`switch_path`, built by us): the POST's own URL would answer 405.
+        path = context.get("switch_path") or local_path(request.scope["path"])
+        if context.get("switch_path"):
+            query = {"lang": other}
         ctx = {
             "lang": locale,
             "t": lambda key, **kw: translate(locale, key, **kw),
-            "switch_url": f"{local_path(request.scope['path'])}?{urlencode(query)}",
+            "switch_url": f"{path}?{urlencode(query)}",
             **context,
         }
+        if "way_back" not in ctx and self.way_back is not None:
+            ctx["way_back"] = self.way_back(request, context.get("client_id"))
+        if context.get("expires_at"):
+            # Seconds left of the login, for the warning before it expires (WCAG 2.2.1).
+            ctx["expires_in"] = max(0, int(context["expires_at"] - self.clock()))
         body = self.env.get_template(template).render(ctx)
         response = HTMLResponse(body, status_code=status_code)
         if request.query_params.get("lang") in LOCALES:

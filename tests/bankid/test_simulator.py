@@ -335,3 +335,20 @@ async def test_control_orders_lists_without_secrets(raw):
     assert listed[0]["orderRef"] == order["orderRef"]
     assert listed[0]["userVisibleData"] == "Inloggning till Lifecare"
     assert order["qrStartSecret"] not in json.dumps(listed)
+
+
+async def test_simulated_time_moves_only_on_a_simulated_clock():
+    import httpx
+
+    from broker.simulators.bankid import create_simulator_app
+    from broker.simulators.bankid_engine import SimulatedClock
+
+    clock = SimulatedClock(lambda: 1000.0)
+    app = create_simulator_app(clock=clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        moved = await c.post("/control/clock", json={"advance": 10})
+        assert moved.status_code == 200 and moved.json()["now"] == 1010.0
+        assert (await c.post("/control/clock", json={"advance": -1})).status_code == 400
+    real = create_simulator_app()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=real), base_url="http://s") as c:
+        assert (await c.post("/control/clock", json={"advance": 10})).status_code == 409

@@ -29,8 +29,7 @@ async def test_qr_flow_from_rp_button_to_callback(browser, demo):
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     await page.goto(f"{demo}/demo-rp/")
     await page.click("text=Logga in i Lifecare (demo)")
-    await choose_method(page, "BankID")
-    await page.click("text=BankID på en annan enhet")
+    await choose_method(page, "BankID")  # a computer: the QR code at once
     qr = page.locator("#qr")
     await qr.wait_for(state="visible")
     first = await qr.get_attribute("src")
@@ -48,20 +47,22 @@ async def test_qr_flow_from_rp_button_to_callback(browser, demo):
     await context.close()
 
 
-async def test_autostart_flow_on_this_device(browser, demo):
+async def test_autostart_flow_on_this_computer(browser, demo):
     context = await browser.new_context()
     page = await context.new_page()
     await page.goto(f"{demo}/demo-rp/")
     await page.click("text=Logga in i Lifecare (demo)")
     await choose_method(page, "BankID")
-    await page.click("text=BankID på den här enheten")
+    await page.click("text=BankID på den här datorn")
     launch = page.locator("#launch")
     await launch.wait_for()
-    assert "autostarttoken=" in await launch.get_attribute("href")
-    await launch.click()  # the simulated app opens with the autostart token
-    await page.wait_for_url("**/bankid-simulator/app**")
-    await page.locator("text=Identify / sign (approve)").first.click()
-    # The app returns to the broker's returnUrl (with its nonce), which finishes the login.
+    assert await launch.inner_text() == "Starta BankID-appen"  # RFA18
+    href = await launch.get_attribute("href")
+    assert "autostarttoken=" in href
+    # The app is a window of its own (here the simulated app's page); this page polls.
+    app = await context.new_page()
+    await app.goto(demo + href)
+    await app.locator("text=Identify / sign (approve)").first.click()
     await page.wait_for_url("**/demo-rp/callback**", timeout=15000)
     assert await page.locator("#role").inner_text() == "Sjuksköterska"
     await context.close()
@@ -72,8 +73,7 @@ async def test_picker_is_keyboard_usable(browser, demo):
     page = await context.new_page()
     await page.goto(f"{demo}/demo-rp/")
     await page.click("text=Logga in i Lifecare (demo)")
-    await choose_method(page, "BankID")
-    await page.click("text=BankID på en annan enhet")
+    await choose_method(page, "BankID")  # a computer: the QR code at once
     await page.locator("#qr").wait_for(state="visible")
     await approve_in_simulator(context, demo, person="Erik Eriksson")
     await page.wait_for_selector("text=Välj roll och enhet")
@@ -91,8 +91,7 @@ async def test_no_authorization_page_then_access_denied(browser, demo):
     page = await context.new_page()
     await page.goto(f"{demo}/demo-rp/")
     await page.click("text=Logga in i Lifecare (demo)")
-    await choose_method(page, "BankID")
-    await page.click("text=BankID på en annan enhet")
+    await choose_method(page, "BankID")  # a computer: the QR code at once
     await page.locator("#qr").wait_for(state="visible")
     await approve_in_simulator(context, demo, person="Maria Johansson")
     await page.wait_for_selector("text=Du saknar behörighet")

@@ -108,7 +108,9 @@ def test_deny(broker):
 
 
 def test_bankid_start_and_cancel(broker):
-    with httpx.Client(base_url=broker) as browser:
+    # A phone: the device choice comes first (a computer gets a QR order at once).
+    phone = {"user-agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) Mobile Safari/537.36"}
+    with httpx.Client(base_url=broker, headers=phone) as browser:
         action, page = chooser(broker, browser)
         choose = browser.post(action, data={"method": "bankid", "csrf": csrf_of(page.text)})
         if choose.status_code in (302, 303):

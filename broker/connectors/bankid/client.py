@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from .errors import BankIDConnectionError, Maintenance, error_from_response
+from .errors import BankIDConnectionError, BankIDTimeout, Maintenance, error_from_response
 from .models import (
     AppContext,
     CollectResult,
@@ -236,14 +236,14 @@ class BankIDClient:
                                     extra={"endpoint": endpoint, "attempt": attempt})
                         await asyncio.sleep(self._retry_delay * attempt)
         except TimeoutError:
-            raise BankIDConnectionError(f"{endpoint}: no answer within {self._total} s") from None
+            raise BankIDTimeout(f"{endpoint}: no answer within {self._total} s") from None
 
     async def _post_once(self, endpoint: str, payload: bytes,
                          headers: Mapping[str, str]) -> dict[str, Any]:
         try:
             response = await self._http.post(endpoint, content=payload, headers=dict(headers))
         except httpx.TimeoutException:
-            raise BankIDConnectionError(f"{endpoint}: timed out") from None
+            raise BankIDTimeout(f"{endpoint}: timed out") from None
         except httpx.HTTPError as exc:
             raise BankIDConnectionError(f"{endpoint}: {type(exc).__name__}: {exc}") from None
         try:
@@ -272,6 +272,7 @@ def client_from_settings(
     *,
     base_dir: Path | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    clock: Any = time.time,
 ) -> BankIDClient:
     """The client for `connectors.bankid`.
 
@@ -297,4 +298,5 @@ def client_from_settings(
         maintenance_retries=settings.maintenance_retries,
         maintenance_retry_delay=settings.maintenance_retry_delay,
         transport=transport,
+        clock=clock,
     )

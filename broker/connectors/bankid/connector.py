@@ -1,14 +1,27 @@
 """The BankID login pages: device choice, animated QR or autostart, status, cancel.
 
     /login/bankid/<txn>/start    POST  start an order (explicit action; rate-limited)
-    /login/bankid/<txn>/wait     GET   the waiting page (QR or "open BankID")
+    /login/bankid/<txn>/wait     GET   the waiting page (QR or "Starta BankID-appen"); also
+                                       the app's `returnUrl` (with `?nonce=`)
     /login/bankid/<txn>/status   GET   JSON for the page's poll, about once a second
     /login/bankid/<txn>/finish   GET   hand the identity to the provider once complete
-    /login/bankid/<txn>/cancel   POST  cancel the order (button, or the page going away)
+    /login/bankid/<txn>/cancel   POST  cancel the order (Avbryt, or leaving for another method)
 
 The order lives in the login transaction (`txn.upstream["bankid"]`), so any replica can
 serve any poll; `/collect` runs at most every 2 s per order however many tabs poll, and
 `qrStartSecret` never leaves the server: the page gets rendered QR images only.
+
+Every request on the transaction can move the login on: whichever one first sees the
+order complete (the page's poll, the app's return to `returnUrl`, a reload, a meta
+refresh without JavaScript) sends the browser to `finish`, and so does every later one,
+because the completion is kept in the order's record (see flow.py). The order survives
+reloads and language switches; only Avbryt, leaving for another method, a new order or
+BankID's own expiry end it.
+
+On a computer the QR code shows at once, with "BankID på den här datorn" beside it
+(RFA19). On a phone the device choice comes first (RFA20) and one tap opens the app: the
+page's script starts the order and follows the autostart link within the same tap;
+without the script the wait page offers "Starta BankID-appen" (RFA18).
 """
 
 from __future__ import annotations
@@ -16,11 +29,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import re
 import secrets
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import segno
@@ -28,48 +42,65 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ...identifiers import IdentifierError, check_personal_number
 from ...security import equal_secrets
 from ...web.messages import add_messages
 from ...web.pages import pick_locale
 from ..base import LOA3, LoginFailure
 from .client import client_from_settings
-from .errors import BankIDError
-from .flow import BankIDOrders, OrderState, error_message, identity_from_completion
-from .models import COMPLETE, FAILED, WebContext
+from .entry import EntryError, parse_personal_number
+from .errors import BankIDError, fault_kind
+from .flow import BankIDOrders, OrderState, PollResult, error_message, identity_from_completion
+from .launch import Browser, detect, launch_url, return_url
+from .messages import message as rfa_message
+from .models import COMPLETE, FAILED, PENDING, WebContext
 from .ratelimit import check_start_rate
 from .settings import BankIDSettings
 
 log = logging.getLogger("broker.bankid")
 TEMPLATES = Path(__file__).parent / "templates"
-_MOBILE = re.compile(r"Mobi|Android|iPhone|iPad|iPod", re.IGNORECASE)
+# A second request that finds the completion being handed on waits this long at most.
+FINISH_LOCK_SECONDS = 30
 
 MESSAGES = {
     "sv": {
         "bankid_title": "Logga in med BankID",
         "bankid_this_device": "BankID på den här enheten",
         "bankid_other_device": "BankID på en annan enhet",
-        "bankid_personal_number": "Personnummer (ÅÅÅÅMMDDNNNN)",
-        "bankid_open_app": "Öppna BankID-appen",
-        "bankid_scan": "Starta BankID-appen och skanna QR-koden.",
+        "bankid_this_computer": "BankID på den här datorn",
+        "bankid_mobile": "Mobilt BankID",
+        "bankid_personal_number": "Personnummer (valfritt)",
+        "bankid_personal_number_hint": "ÅÅMMDD-NNNN eller ÅÅÅÅMMDD-NNNN",
+        "bankid_pnr_format": "Skriv personnumret med 10 eller 12 siffror, till exempel 900101-2385.",
+        "bankid_pnr_date": "Personnumret börjar inte med ett giltigt datum.",
+        "bankid_pnr_check_digit": "Personnumret stämmer inte. Kontrollera den sista siffran.",
+        "bankid_start_app": "Starta BankID-appen",
+        "bankid_qr_alt": "QR-kod för BankID. Starta BankID-appen och läs av koden.",
         "bankid_rate_ip": "För många inloggningsförsök från din adress. Vänta en minut och försök igen.",
         "bankid_rate_transaction": "För många försök i den här inloggningen. Gå tillbaka till tjänsten och börja om.",
         "bankid_try_again": "Försök igen",
-        "bankid_refresh": "Uppdatera",
-        "bankid_failed": "Inloggningen med BankID avbröts.",
+        "bankid_other_method": "Välj ett annat sätt att logga in",
+        "bankid_order_gone": "Inloggningen med BankID avbröts eller tog för lång tid. Tryck Försök igen för att starta en ny.",
+        "bankid_continuing": "Du skickas vidare…",
     },
     "en": {
         "bankid_title": "Log in with BankID",
         "bankid_this_device": "BankID on this device",
         "bankid_other_device": "BankID on another device",
-        "bankid_personal_number": "Personal identity number (YYYYMMDDNNNN)",
-        "bankid_open_app": "Open the BankID app",
-        "bankid_scan": "Start the BankID app and scan the QR code.",
+        "bankid_this_computer": "BankID on this computer",
+        "bankid_mobile": "Mobile BankID",
+        "bankid_personal_number": "Personal identity number (optional)",
+        "bankid_personal_number_hint": "YYMMDD-NNNN or YYYYMMDD-NNNN",
+        "bankid_pnr_format": "Enter the personal identity number with 10 or 12 digits, for example 900101-2385.",
+        "bankid_pnr_date": "The personal identity number does not start with a valid date.",
+        "bankid_pnr_check_digit": "The personal identity number is not correct. Check the last digit.",
+        "bankid_start_app": "Start the BankID app",
+        "bankid_qr_alt": "QR code for BankID. Start the BankID app and scan the code.",
         "bankid_rate_ip": "Too many login attempts from your address. Wait a minute and try again.",
         "bankid_rate_transaction": "Too many attempts in this login. Go back to the service and start again.",
         "bankid_try_again": "Try again",
-        "bankid_refresh": "Refresh",
-        "bankid_failed": "The BankID login was interrupted.",
+        "bankid_other_method": "Choose another way to log in",
+        "bankid_order_gone": "The BankID login was cancelled or took too long. Press Try again to start a new one.",
+        "bankid_continuing": "Redirecting…",
     },
 }
 
@@ -79,19 +110,48 @@ def qr_image(payload: str) -> str:
     return segno.make(payload, error="l").svg_data_uri(scale=6, border=2)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """One look at the order, as the pages and the poll need it."""
+
+    state: OrderState
+    result: PollResult
+    message: str | None
+    rfa: str | None
+
+    @property
+    def complete(self) -> bool:
+        return self.state.status == COMPLETE and self.result.completion is not None
+
+    @property
+    def failed(self) -> bool:
+        return self.state.status == FAILED
+
+    @property
+    def gone(self) -> bool:
+        """BankID no longer knows the order (cancelled elsewhere, collected, too old)."""
+        return self.failed and self.state.error_code == "invalidParameters"
+
+    @property
+    def upstream_fault(self) -> bool:
+        """Ended by BankID being unavailable, slow or limiting us: a 503, not the person."""
+        code = self.state.error_code
+        return self.failed and not self.gone and code is not None and fault_kind(code) != "person"
+
+
 class BankIDConnector:
     name = "bankid"
     acr_values = (LOA3,)
 
     def __init__(self, broker: Any, flow: Any, settings: BankIDSettings,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 launch_base: str | None = None) -> None:
+                 launch_base: str | None = None, clock: Any = time.time) -> None:
         self.broker = broker
         self.flow = flow
         self.settings = settings
         self.client = client_from_settings(settings, base_dir=broker.settings.base_dir,
-                                           transport=transport)
-        self.orders = BankIDOrders(self.client, settings, store=broker.store)
+                                           transport=transport, clock=clock)
+        self.orders = BankIDOrders(self.client, settings, store=broker.store, clock=clock)
         # Where the autostart link points: the BankID app, or the simulator's app page.
         self.launch_base = launch_base
         add_messages(MESSAGES)
@@ -109,17 +169,22 @@ class BankIDConnector:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    # -- pages ---------------------------------------------------------------------------
-    async def start(self, request: Request, txn: Any, error_key: str | None = None,
-                    error_text: str | None = None, status_code: int = 200) -> Response:
-        """The device choice (RFA20); an order starts only when the person picks one."""
-        return self.flow.render(request, "bankid_choose.html", {
-            "txn_id": txn.id, "csrf": txn.csrf, "ui_locales": txn.params.get("ui_locales"),
-            "client_name": self._client_name(txn), "mobile": self._mobile(request),
-            "personal_number_field": self.settings.personal_number_field,
-            "error_key": error_key, "error_text": error_text,
-        }, status_code)
+    # -- entry from the provider ---------------------------------------------------------
+    async def start(self, request: Request, txn: Any) -> Response:
+        """The person chose BankID (or it is the only or the remembered method).
 
+        A live order is picked up again (a reload or going back never starts a second).
+        A computer gets the QR code at once (BankID's own advice); a phone, or a page with
+        the personal-number field, gets the device choice first.
+        """
+        data = txn.upstream.get("bankid")
+        if data and OrderState.from_record(data["order"]).status in (PENDING, COMPLETE):
+            return self._to_wait(txn)
+        if not self._browser(request).mobile and not self.settings.personal_number_field:
+            return await self._begin(request, txn, "qr")
+        return self._to_wait(txn)  # without an order, the wait page is the device choice
+
+    # -- routes --------------------------------------------------------------------------
     async def start_order(self, request: Request) -> Response:
         txn = await self.flow.load(request, request.path_params["txn_id"])
         form = await request.form()
@@ -127,80 +192,80 @@ class BankIDConnector:
             return self.broker.pages.error(request, "error_csrf", status_code=403)
         flow = "autostart" if form.get("device") == "this" else "qr"
         personal_number = None
-        if self.settings.personal_number_field and form.get("personal_number"):
+        entered = str(form.get("personal_number") or "").strip()
+        if form.get("same"):  # "Försök igen": the same order again, for the same person
+            previous = txn.upstream.get("bankid")
+            personal_number = previous["order"]["start"].get("personal_number") if previous else None
+        elif self.settings.personal_number_field and entered:
             try:
-                personal_number = check_personal_number(str(form["personal_number"]))
-            except IdentifierError as exc:
-                return await self.start(request, txn, error_text=str(exc), status_code=400)
-        client_ip = self.broker.proxies.client_ip(request)
-        exceeded = await check_start_rate(self.broker.store, self.settings.rate_limits,
-                                          client_ip=client_ip, txn_id=txn.id)
-        if exceeded:
-            return await self.start(request, txn, error_key=f"bankid_rate_{exceeded}",
-                                    status_code=429)
-        previous = txn.upstream.get("bankid")
-        if previous:
-            await self.orders.cancel(OrderState.from_record(previous["order"]))
-        nonce = secrets.token_urlsafe(16)
-        return_url = f"{self.broker.issuer}/login/bankid/{txn.id}/wait?nonce={nonce}"
-        try:
-            state = await self.orders.start(
-                end_user_ip=client_ip, flow=flow, client_name=self._client_name(txn),
-                web=self._web(request), return_url=return_url if flow == "autostart" else None,
-                personal_number=personal_number)
-        except BankIDError as exc:
-            self.broker.metrics.record_bankid(error_code=exc.error_code)
-            msg = error_message(exc)
-            lang = pick_locale(request, txn.params.get("ui_locales"))
-            return await self.start(request, txn, error_text=msg.sv if lang == "sv" else msg.en,
-                                    status_code=503 if exc.error_code in ("maintenance", "internalError") else 400)
-        txn.upstream["bankid"] = {"order": state.to_record(), "nonce": nonce}
-        await self.flow.save(txn)
-        return RedirectResponse(f"/login/bankid/{txn.id}/wait", status_code=303)
+                personal_number = parse_personal_number(entered)
+            except EntryError as exc:
+                return self._choice(request, txn, entered=entered, entry_error=exc.key,
+                                    status_code=400)
+        return await self._begin(request, txn, flow, personal_number,
+                                 as_json="application/json" in request.headers.get("accept", ""))
 
     async def wait(self, request: Request) -> Response:
         txn = await self.flow.load(request, request.path_params["txn_id"])
+        if txn.identity is not None:
+            return self._to_provider(txn)  # handed on already: the picker, or onwards
         data = txn.upstream.get("bankid")
         if not data:
-            return await self.start(request, txn)
+            return self._choice(request, txn)
         nonce = request.query_params.get("nonce")
         if nonce is not None and not equal_secrets(data["nonce"], nonce):
-            return self.broker.pages.error(request, "error_wrong_browser", status_code=403)
-        state = OrderState.from_record(data["order"])
-        launch = None
-        if state.flow == "autostart" and state.auto_start_token:
-            launch = self._launch_url(request, state.auto_start_token)
-        result = await self._poll(request, txn, state)
-        return self.flow.render(request, "bankid_wait.html", {
-            "txn_id": txn.id, "csrf": txn.csrf, "ui_locales": txn.params.get("ui_locales"),
-            "client_name": self._client_name(txn), "flow": state.flow, "launch": launch,
-            "qr": qr_image(result["qr"]) if result.get("qr") else None,
-            "message": result["message"], "failed": result["status"] == FAILED,
-        })
+            # The return of an order this login has replaced since. The browser binding
+            # holds, and nothing is taken from the return itself: show the current order.
+            log.info("bankid return for a replaced order", extra={"txn": txn.id})
+        progress = await self._advance(request, txn, data)
+        if progress.complete:
+            return RedirectResponse(f"/login/bankid/{txn.id}/finish", status_code=303)
+        return self._wait_page(request, txn, data, progress)
 
     async def status(self, request: Request) -> Response:
         txn = await self.flow.load(request, request.path_params["txn_id"])
+        headers = {"Cache-Control": "no-store"}
+        if txn.identity is not None:
+            return JSONResponse({"status": COMPLETE, "next": f"/login/{txn.id}"}, headers=headers)
         data = txn.upstream.get("bankid")
         if not data:
-            return JSONResponse({"status": "none"}, status_code=404)
-        result = await self._poll(request, txn, OrderState.from_record(data["order"]))
-        if result.get("qr"):
-            result["qr"] = qr_image(result["qr"])
-        return JSONResponse(result, headers={"Cache-Control": "no-store"})
+            return JSONResponse({"status": "none"}, status_code=404, headers=headers)
+        progress = await self._advance(request, txn, data)
+        out: dict[str, Any] = {
+            "status": progress.state.status, "hint": progress.state.hint_code,
+            "message": progress.message, "rfa": progress.rfa,
+            "qr": qr_image(progress.result.qr) if progress.result.qr else None,
+        }
+        if progress.complete:
+            out["next"] = f"/login/bankid/{txn.id}/finish"
+        return JSONResponse(out, status_code=503 if progress.upstream_fault else 200,
+                            headers=headers)
 
     async def finish(self, request: Request) -> Response:
         txn = await self.flow.load(request, request.path_params["txn_id"])
-        data = txn.upstream.get("bankid") or {}
-        completion = data.get("completion")
-        if not completion:
-            return RedirectResponse(f"/login/bankid/{txn.id}/wait", status_code=303)
-        # Identity is read only from a completed order, and only now handed on.
-        from .models import CompletionData
-
-        identity = identity_from_completion(CompletionData.from_json(completion),
-                                            order_ref=data["order"]["order_ref"])
+        if txn.identity is not None:
+            return self._to_provider(txn)
+        data = txn.upstream.get("bankid")
+        state = OrderState.from_record(data["order"]) if data else None
+        # Identity is read only from a completed order's record, and only now handed on.
+        completion = await self.orders.completion(state) if state else None
+        if state is None or state.status != COMPLETE or completion is None:
+            return self._to_wait(txn)
+        lock = f"bankid:finishing:{state.order_ref}"
+        if not await self.broker.store.put_new(lock, {}, FINISH_LOCK_SECONDS):
+            # Another request (a second tab, the app's return) is handing it on right now.
+            return self._continuing(request, txn)
+        identity = identity_from_completion(completion, order_ref=state.order_ref)
         txn.upstream.pop("bankid", None)
-        return await self.flow.finish(request, txn, identity)
+        try:
+            response = await self.flow.finish(request, txn, identity)
+        except BaseException:
+            # Nothing was handed on (e.g. the authorization source is down: a 503 page);
+            # the same request again must be able to finish.
+            await self.broker.store.delete(lock)
+            raise
+        await self.orders.forget(state)
+        return response
 
     async def cancel(self, request: Request) -> Response:
         txn = await self.flow.load(request, request.path_params["txn_id"])
@@ -211,44 +276,156 @@ class BankIDConnector:
         if data:
             await self.orders.cancel(OrderState.from_record(data["order"]))
             await self.flow.save(txn)
-        if form.get("beacon"):
-            return Response(status_code=204)
-        return await self.start(request, txn)
+        if form.get("then") == "choose":
+            return RedirectResponse(f"/login/{txn.id}?choose=1", status_code=303)
+        return self._choice(request, txn)
 
-    # -- helpers -------------------------------------------------------------------------
-    async def _poll(self, request: Request, txn: Any, state: OrderState) -> dict[str, Any]:
-        device = "mobile" if self._mobile(request) else "desktop"
-        before = state.to_record()
-        result = await self.orders.poll(state, device=device)
-        lang = pick_locale(request, txn.params.get("ui_locales"))
-        message = result.message
-        out: dict[str, Any] = {
-            "status": result.status, "hint": result.hint_code,
-            "message": (message.sv if lang == "sv" else message.en) if message else None,
-            "rfa": message.rfa if message else None, "qr": result.qr,
-        }
-        data = txn.upstream["bankid"]
-        if result.status == COMPLETE and result.completion is not None:
-            data["completion"] = dict(result.completion.raw)
-            out["next"] = f"/login/bankid/{txn.id}/finish"
-        if (state.hint_code, state.status, state.error_code) != (
-                before.get("hint_code"), before.get("status"), before.get("error_code")):
-            self.broker.metrics.record_bankid(hint_code=state.hint_code, error_code=state.error_code)
-        if state.to_record() != before or "completion" in data:
+    # -- starting an order ---------------------------------------------------------------
+    async def _begin(self, request: Request, txn: Any, flow: str,
+                     personal_number: str | None = None, as_json: bool = False) -> Response:
+        client_ip = self.broker.proxies.client_ip(request)
+        exceeded = await check_start_rate(self.broker.store, self.settings.rate_limits,
+                                          client_ip=client_ip, txn_id=txn.id)
+        if exceeded:
+            response = self._choice(request, txn, error_key=f"bankid_rate_{exceeded}",
+                                    status_code=429)
+            response.headers["Retry-After"] = "60"
+            return response
+        previous = txn.upstream.get("bankid")
+        if previous:
+            await self.orders.cancel(OrderState.from_record(previous["order"]))
+        browser = self._browser(request)
+        nonce = secrets.token_urlsafe(16)
+        back = f"{self.broker.issuer}/login/bankid/{txn.id}/wait?nonce={nonce}"
+        try:
+            state = await self.orders.start(
+                end_user_ip=client_ip, flow=flow, client_name=self._client_name(txn),  # type: ignore[arg-type]
+                web=self._web(request),
+                return_url=return_url(browser, back) if flow == "autostart" else None,
+                personal_number=personal_number)
+        except BankIDError as exc:
+            return self._start_failed(request, txn, exc)
+        txn.upstream["bankid"] = {"order": state.to_record(), "nonce": nonce}
+        await self.flow.save(txn)
+        if as_json:
+            launch = (launch_url(browser, state.auto_start_token, self.launch_base)
+                      if state.auto_start_token and flow == "autostart" else None)
+            return JSONResponse({"wait": f"/login/bankid/{txn.id}/wait", "launch": launch},
+                                headers={"Cache-Control": "no-store"})
+        return self._to_wait(txn)
+
+    def _start_failed(self, request: Request, txn: Any, exc: BankIDError) -> Response:
+        """BankID's message for a refused start: RFA4 when the person has an order going
+        elsewhere (409), else RFA5/RFA22 with a retryable 503 and an error-level log line."""
+        kind = fault_kind(exc.error_code)
+        self._record_error(txn, exc, final=True)
+        text = error_message(exc).text(self._locale(request, txn))
+        if kind == "person":
+            return self._choice(request, txn, error_text=text, status_code=409)
+        response = self._choice(request, txn, error_text=text, status_code=503)
+        response.headers["Retry-After"] = str(_retry_after(exc))
+        return response
+
+    def _record_error(self, txn: Any, exc: BankIDError, *, final: bool) -> None:
+        """Every BankID error is counted by its code and by kind; one that ends a login
+        attempt is logged at error level (a passing one, retried, as a warning)."""
+        kind = fault_kind(exc.error_code)
+        self.broker.metrics.record_bankid(error_code=exc.error_code)
+        if kind != "person":
+            self.broker.metrics.error(f"bankid_{kind}")
+        level = logging.ERROR if final and kind != "person" else logging.WARNING
+        log.log(level, "bankid %s: %s", kind, exc.error_code,
+                extra={"error_code": exc.error_code, "kind": kind, "txn": txn.id,
+                       "http_status": exc.http_status})
+
+    # -- polling -------------------------------------------------------------------------
+    async def _advance(self, request: Request, txn: Any, data: dict[str, Any]) -> Progress:
+        """Poll the order (cheap: /collect at most every interval), save what changed."""
+        browser = self._browser(request)
+        state = OrderState.from_record(data["order"])
+        before = data["order"]
+        result = await self.orders.poll(state, device="mobile" if browser.mobile else "desktop")
+        if state.status == COMPLETE and result.completion is None:
+            # Complete, but its record is gone (handed on and forgotten): cannot finish.
+            state.status, state.error_code = FAILED, "invalidParameters"
+        if result.error is not None and not (state.status == FAILED
+                                             and state.error_code == "invalidParameters"):
+            self._record_error(txn, result.error, final=state.status == FAILED)
+        changed = state.to_record() != before
+        if changed:
+            if (state.hint_code, state.status) != (before.get("hint_code"), before.get("status")):
+                self.broker.metrics.record_bankid(hint_code=state.hint_code)
             data["order"] = state.to_record()
             await self.flow.save(txn)
-        if result.status == FAILED:
-            self.broker.audit.event("bankid_failed", client=txn.client_id, txn=txn.id,
-                                    hint=state.hint_code, error=state.error_code)
-        return out
+            if state.status == FAILED:
+                self.broker.audit.event("bankid_failed", client=txn.client_id, txn=txn.id,
+                                        hint=state.hint_code, error=state.error_code)
+        lang = self._locale(request, txn)
+        progress = Progress(state, result, None, None)
+        if progress.gone:
+            text = self._t(lang, "bankid_order_gone")
+            return Progress(state, result, text, None)
+        msg = result.message
+        return Progress(state, result, msg.text(lang) if msg else None, msg.rfa if msg else None)
 
-    def _launch_url(self, request: Request, token: str) -> str:
-        if self.launch_base:
-            return f"{self.launch_base}?autostarttoken={token}&redirect=null"
-        if self._mobile(request):
-            return f"https://app.bankid.com/?autostarttoken={token}&redirect=null"
-        return f"bankid:///?autostarttoken={token}&redirect=null"
+    # -- pages ---------------------------------------------------------------------------
+    def _choice(self, request: Request, txn: Any, *, error_key: str | None = None,
+                error_text: str | None = None, entered: str | None = None,
+                entry_error: str | None = None, status_code: int = 200) -> Response:
+        """The device choice: RFA20 on a phone, RFA19 on a computer."""
+        browser = self._browser(request)
+        return self.flow.render(request, "bankid_choose.html", {
+            **self._page(request, txn, browser),
+            "question": rfa_message("RFA20" if browser.mobile else "RFA19"),
+            "personal_number_field": self.settings.personal_number_field,
+            "entered": entered, "entry_error": entry_error,
+            "error_key": error_key, "error_text": error_text,
+        }, status_code)
 
+    def _wait_page(self, request: Request, txn: Any, data: dict[str, Any],
+                   progress: Progress) -> Response:
+        browser = self._browser(request)
+        state = progress.state
+        pending = state.status == PENDING
+        launch = None
+        if state.flow == "autostart" and state.auto_start_token and pending:
+            launch = launch_url(browser, state.auto_start_token, self.launch_base)
+        qr = progress.result.qr
+        return self.flow.render(request, "bankid_wait.html", {
+            **self._page(request, txn, browser),
+            "flow": state.flow, "launch": launch, "qr": qr_image(qr) if qr else None,
+            "message": progress.message, "failed": progress.failed, "pending": pending,
+            # Without JavaScript the page refreshes itself (the QR every second, as it
+            # animates); the script cancels this when it takes over.
+            "refresh": (1 if qr else 2) if pending else None,
+        }, 503 if progress.upstream_fault else 200)
+
+    def _continuing(self, request: Request, txn: Any) -> Response:
+        return self.flow.render(request, "bankid_wait.html", {
+            **self._page(request, txn, self._browser(request)),
+            "flow": None, "message": self._t(self._locale(request, txn), "bankid_continuing"),
+            "pending": False, "failed": False, "refresh": 1, "continuing": True,
+        })
+
+    def _page(self, request: Request, txn: Any, browser: Browser) -> dict[str, Any]:
+        """What every BankID page shows: the login, the way out, the expiry warning."""
+        return {
+            "txn_id": txn.id, "csrf": txn.csrf, "ui_locales": txn.params.get("ui_locales"),
+            "client_name": self._client_name(txn), "client_id": txn.client_id,
+            "mobile": browser.mobile, "expires_at": txn.expires,
+            # The simulator's app is a web page in this tab, not an app of its own.
+            "app_is_page": self.launch_base is not None,
+            "switch_path": f"/login/bankid/{txn.id}/wait",
+            "other_methods": self.flow.other_methods_url(txn) is not None,
+        }
+
+    def _to_wait(self, txn: Any) -> Response:
+        return RedirectResponse(f"/login/bankid/{txn.id}/wait", status_code=303)
+
+    def _to_provider(self, txn: Any) -> Response:
+        return RedirectResponse(f"/login/{txn.id}", status_code=303)
+
+    # -- helpers -------------------------------------------------------------------------
     def _web(self, request: Request) -> WebContext:
         value = self.broker.cookies.get(request, "broker_b") or ""
         device = hmac.new(self.broker.csrf_secret, b"bankid-device|" + value.encode(),
@@ -257,18 +434,38 @@ class BankIDConnector:
         return WebContext(device_identifier=device, referring_domain=host.lower(),
                           user_agent=request.headers.get("user-agent", "")[:256] or "unknown")
 
-    def _mobile(self, request: Request) -> bool:
-        return bool(_MOBILE.search(request.headers.get("user-agent", "")))
+    @staticmethod
+    def _browser(request: Request) -> Browser:
+        return detect(request.headers.get("user-agent", ""))
+
+    @staticmethod
+    def _locale(request: Request, txn: Any) -> str:
+        return pick_locale(request, txn.params.get("ui_locales"))
+
+    @staticmethod
+    def _t(lang: str, key: str) -> str:
+        from ...web.messages import translate
+
+        return translate(lang, key)
 
     def _client_name(self, txn: Any) -> str:
         client = self.broker.clients.get(txn.client_id)
         return client.settings.client_name if client else txn.client_id
 
 
-def create(broker: Any, flow: Any) -> BankIDConnector:
+def _retry_after(exc: BankIDError) -> int:
+    reset = getattr(exc, "reset", None)
+    return max(1, min(int(reset), 300)) if isinstance(reset, int) else 5
+
+
+def create(broker: Any, flow: Any, *, clock: Any = None) -> BankIDConnector:
     """Build from `connectors.bankid`. The simulator environment runs the simulator in
     this process (its API through an in-process transport, its app page mounted under
-    /bankid-simulator) unless `base_url` points at a running one."""
+    /bankid-simulator) unless `base_url` points at a running one.
+
+    `clock` (tests only): one clock for the connector and the embedded simulator, so a
+    test can let the simulated person spend 10 s in the app without waiting 10 s.
+    """
     settings: BankIDSettings = broker.settings.connectors.bankid
     transport = None
     launch = None
@@ -276,14 +473,15 @@ def create(broker: Any, flow: Any) -> BankIDConnector:
         from ...simulators.bankid import create_simulator_app
         from ...simulators.bankid_settings import from_config
 
-        sim = create_simulator_app(from_config(settings.simulator, broker.settings.source))
+        sim = create_simulator_app(from_config(settings.simulator, broker.settings.source),
+                                   clock=clock)
         transport = httpx.ASGITransport(app=sim)
         broker.extra_mounts["/bankid-simulator"] = sim
         launch = "/bankid-simulator/app"
     elif settings.environment == "simulator":
         launch = settings.base_url.split("/rp/")[0] + "/app"
-    connector = BankIDConnector(broker, flow, settings, transport=transport, launch_base=launch)
-    return connector
+    return BankIDConnector(broker, flow, settings, transport=transport, launch_base=launch,
+                           clock=clock or time.time)
 
 
-__all__ = ["BankIDConnector", "LoginFailure", "create", "quote"]
+__all__ = ["BankIDConnector", "LoginFailure", "create"]

@@ -7,6 +7,7 @@ BankID may add error codes without notice, so an unknown one becomes `UnknownBan
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 
 class BankIDError(Exception):
@@ -95,9 +96,16 @@ class UnknownBankIDError(BankIDError):
 
 
 class BankIDConnectionError(BankIDError):
-    """No usable answer: connection refused, TLS failure, timeout, or a body that is not JSON."""
+    """No usable answer: connection refused, TLS failure, or a body that is not JSON."""
 
     error_code = "connectionError"
+
+
+class BankIDTimeout(BankIDConnectionError):
+    """BankID did not answer within our timeouts (counted apart from refused connections:
+    a slow BankID and an unreachable one call for different operator action)."""
+
+    error_code = "timeout"
 
 
 ERRORS: dict[str, type[BankIDError]] = {
@@ -120,6 +128,24 @@ ERRORS: dict[str, type[BankIDError]] = {
 INTERNAL_ERROR_CODES = frozenset(
     {"invalidParameters", "unauthorized", "notFound", "methodNotAllowed", "unsupportedMediaType"}
 )
+
+
+# What an error says about BankID, for the person's HTTP status, the log and the metrics.
+# Everything but `person` is a fault upstream of us (or in our own integration): the page is
+# a retryable 503 and the log line is an error, so that alerting on 5xx sees a BankID outage.
+FaultKind = Literal["person", "rate_limited", "timeout", "unavailable", "integration"]
+_KINDS: dict[str, FaultKind] = {
+    "alreadyInProgress": "person",
+    "tooManyRequests": "rate_limited",
+    "timeout": "timeout",
+    "requestTimeout": "timeout",
+    **{code: "integration" for code in INTERNAL_ERROR_CODES},
+}
+
+
+def fault_kind(error_code: str | None) -> FaultKind:
+    """`person` for the person's own situation (RFA4), else which upstream fault it is."""
+    return _KINDS.get(error_code or "", "unavailable")
 
 
 def error_from_response(status: int, body: object, headers: Mapping[str, str]) -> BankIDError:

@@ -6,6 +6,13 @@ BankID, restarts an order that nobody picked up (startFailed) within the retry w
 BankID's own identity providers do, tolerates a passing BankID error, and reports every
 state with its RFA message. The state is a plain record so it can live in the login
 transaction in the store and any broker replica can continue it.
+
+BankID hands out a completed order's `completionData` exactly once (the next `/collect`
+says "no such order"). Whichever request collects it - the page's poll, the request the
+app sends back through `returnUrl`, a reload, another replica - writes it to the order's
+completion record (`put_new`: the first write wins, a repeat changes nothing) before
+anything else, and every later request on the order reads it from there. So no request
+can "use up" a login that another request then cannot finish.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from ..base import LOA3, Identity
@@ -37,6 +44,9 @@ log = logging.getLogger("broker.bankid")
 Operation = Literal["auth", "sign"]
 _RISK_ORDER = {"low": 0, "moderate": 1, "high": 2}
 MAX_COLLECT_ERRORS = 3
+# How long a collected completion waits for the page to hand it on: the login
+# transaction's lifetime bounds it anyway, and `forget` drops it as soon as it is used.
+COMPLETION_TTL = 600
 
 DEVICE_IP_CLAIM = "https://id.oidc.se/claim/deviceIp"
 AMR = ("bankid",)
@@ -85,6 +95,8 @@ class PollResult:
     completion: CompletionData | None = None
     # BankID completed the order but its risk rating is above `block_risk`.
     risk_blocked: bool = False
+    # The error this poll's /collect met, if any (the order may still be pending).
+    error: BankIDError | None = None
 
     @property
     def status(self) -> str:
@@ -98,16 +110,40 @@ class PollResult:
 class BankIDOrders:
     """Start, poll and cancel orders for the login pages.
 
-    `store` (optional, any `broker.store.base.Store`) spreads the collect throttle over
-    replicas: only one of them calls `/collect` for an order per interval.
+    `store` (any `broker.store.base.Store`; the broker's shared one) spreads the collect
+    throttle over replicas - only one of them calls `/collect` for an order per interval -
+    and keeps each order's completion record. Without one (a single process, tests) there
+    is no shared throttle and the records live in a private in-memory store.
     """
 
     def __init__(self, client: BankIDClient, settings: BankIDSettings, *,
-                 store: Any = None, clock: Any = time.time) -> None:
+                 store: Any = None, clock: Any = time.time,
+                 completion_ttl: int = COMPLETION_TTL) -> None:
+        from ...store.memory import MemoryStore
+
         self.client = client
         self.settings = settings
         self.store = store
+        self.records = store if store is not None else MemoryStore()
         self.clock = clock
+        self.completion_ttl = completion_ttl
+
+    # -- the completion record -------------------------------------------------------------
+    async def completion(self, state: OrderState) -> CompletionData | None:
+        """The order's completion, whoever collected it (None until someone has)."""
+        if not state.order_ref:
+            return None
+        record = await self.records.get(_completion_key(state.order_ref))
+        return CompletionData.from_json(record) if record else None
+
+    async def forget(self, state: OrderState) -> None:
+        """The identity has been handed on: drop the completion record (personal data)."""
+        if state.order_ref:
+            await self.records.delete(_completion_key(state.order_ref))
+
+    async def _keep(self, state: OrderState, completion: CompletionData) -> None:
+        await self.records.put_new(_completion_key(state.order_ref), dict(completion.raw),
+                                 self.completion_ttl)
 
     async def start(
         self,
@@ -156,7 +192,8 @@ class BankIDOrders:
             "requirement": req,
             "user_visible_data_format": s.user_visible_data_format,
             "return_url": p.get("return_url"),
-            "return_risk": s.return_risk,
+            # block_risk needs BankID's risk indication: ask for it whenever either is set.
+            "return_risk": s.return_risk or s.block_risk is not None,
             "web": web,
         }
         if state.operation == "sign":
@@ -190,27 +227,42 @@ class BankIDOrders:
         """Advance the order if it is time to collect; always cheap to call."""
         now = float(self.clock())
         if state.finished or now - state.last_collect_at < self.settings.collect_interval:
-            return self._result(state, device)
+            return await self._current(state, device)
         if self.store is not None:
             ttl = max(1, math.ceil(self.settings.collect_interval))
             if not await self.store.put_new(f"bankid:collect:{state.order_ref}", {}, ttl):
-                return self._result(state, device)
+                return await self._current(state, device)
         state.last_collect_at = now
         try:
             result = await self.client.collect(state.order_ref)
         except InvalidParameters as exc:
-            # The order is gone (collected elsewhere, cancelled, too late): it cannot finish.
+            # Gone at BankID: collected by another request (whose completion record then
+            # exists), cancelled, or too late - then it cannot finish.
+            adopted = await self._current(state, device, adopt=True)
+            if adopted.status == COMPLETE:
+                return adopted
             log.warning("bankid collect refused", extra={"order_ref": state.order_ref,
                                                          "no_such_order": exc.no_such_order})
             state.status, state.error_code = FAILED, exc.error_code
-            return self._result(state, device)
+            return replace(self._result(state, device), error=exc)
         except BankIDError as exc:
             state.collect_errors += 1
             if state.collect_errors >= MAX_COLLECT_ERRORS:
                 state.status, state.error_code = FAILED, exc.error_code
-            return self._result(state, device)
+            return replace(self._result(state, device), error=exc)
         state.collect_errors = 0
         return await self._apply(state, result, device)
+
+    async def _current(self, state: OrderState, device: DeviceKind,
+                       adopt: bool = False) -> PollResult:
+        """The state as it stands, with the completion when the order is complete; with
+        `adopt`, a completion another request collected makes this state complete too."""
+        if state.status == COMPLETE or adopt:
+            completion = await self.completion(state)
+            if completion is not None:
+                state.status, state.hint_code, state.error_code = COMPLETE, None, None
+                return PollResult(state, None, completion=completion)
+        return self._result(state, device)
 
     async def _apply(self, state: OrderState, result: CollectResult,
                      device: DeviceKind) -> PollResult:
@@ -227,6 +279,7 @@ class BankIDOrders:
                 state.status, state.hint_code = FAILED, "transactionRiskBlocked"
                 return PollResult(state, self.message(state, device), completion=completion,
                                   risk_blocked=True)
+            await self._keep(state, completion)
             return PollResult(state, None, completion=completion)
         if result.failed:
             state.status = FAILED
@@ -299,3 +352,7 @@ def _fit(text: str, limit: int) -> str:
     while len(text.encode("utf-8")) * 4 / 3 > limit - 4 and text:
         text = text[:-1]
     return text
+
+
+def _completion_key(order_ref: str) -> str:
+    return f"bankid:completion:{order_ref}"

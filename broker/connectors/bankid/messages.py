@@ -37,7 +37,7 @@ MESSAGES: dict[str, UserMessage] = {
     "RFA1": _m("RFA1", "Starta BankID-appen.", "Start your BankID app."),
     "RFA1-QR": _m(
         "RFA1",
-        "Starta BankID-appen och skanna QR-koden.",
+        "Starta BankID-appen och läs av QR-koden.",
         "Start your BankID app and scan the QR code.",
     ),
     "RFA2": _m(
@@ -164,6 +164,7 @@ _ERRORS = {
     "maintenance": "RFA5",
     "tooManyRequests": "RFA5",
     "connectionError": "RFA5",
+    "timeout": "RFA5",
 }
 
 

@@ -7,6 +7,7 @@ naming the key, instead of failing at the first login.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import string
 from typing import Any, Literal
@@ -71,11 +72,34 @@ class Requirement(_Model):
         return v
 
 
-class RateLimits(_Model):
-    """Each order costs money and can be used to pester a person; cap who may start them."""
+class NetworkLimit(_Model):
+    """A network whose addresses share one budget of starts, e.g. a municipal office
+    behind one NAT address (`192.0.2.10/32`) or a whole internal network."""
 
-    starts_per_ip_per_minute: int = Field(10, ge=1, le=10_000)
+    network: str
+    starts_per_minute: int = Field(ge=1, le=100_000)
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, v: str) -> str:
+        try:
+            return str(ipaddress.ip_network(v.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{v!r} is not an IP network (e.g. 192.0.2.0/24)") from None
+
+
+class RateLimits(_Model):
+    """Each order costs money and can be used to pester a person; cap who may start them.
+
+    Counted per client address: an IPv4 address, or an IPv6 /64 (one household or office
+    gets a whole /64, so a finer key would be no limit at all). 60 a minute lets an office
+    of a few dozen staff behind one NAT address start their shift; `networks` gives known
+    offices a budget of their own (the most specific matching network counts).
+    """
+
+    starts_per_ip_per_minute: int = Field(60, ge=1, le=10_000)
     starts_per_transaction: int = Field(10, ge=1, le=100)
+    networks: tuple[NetworkLimit, ...] = ()
 
 
 class BankIDSettings(_Model):
@@ -102,7 +126,8 @@ class BankIDSettings(_Model):
     # starts an order without QR or autostart).
     personal_number_field: bool = False
     requirement: Requirement = Requirement()
-    # Ask BankID for a risk indication (completionData.risk) and send web data for it.
+    # Ask BankID for a risk indication (completionData.risk). Also asked whenever
+    # block_risk is set, which needs it; this key asks for it without blocking.
     return_risk: bool = False
     # Block logins BankID rates at this risk or higher; None never blocks.
     block_risk: Literal["moderate", "high"] | None = "high"
