@@ -18,7 +18,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import (
@@ -108,11 +113,36 @@ def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> aio
             ssl=opts["ssl"],
             max_connections=max_connections,
             connection_pool_class=MasterPool,
+            connection_class=MasterSSLConnection if opts["ssl"] else MasterConnection,
         )
     return aioredis.Redis.from_url(url, max_connections=max_connections, **common)
 
 
 log = logging.getLogger(__name__)
+
+class _MasterOnly:
+    """A connection the sentinels sent to "the master" asks the node itself (ROLE) before
+    its first command: a sentinel that has not yet heard of a switch-over still names the
+    old master, which answers reads from stale data while it resyncs (a code just issued
+    on the new master would look unknown). Such a connection is refused; the store's retry
+    asks again."""
+
+    async def on_connect_check_health(self, check_health: bool = True) -> None:
+        await super().on_connect_check_health(check_health)  # type: ignore[misc]
+        await self.send_command("ROLE")  # type: ignore[attr-defined]
+        role = await self.read_response()  # type: ignore[attr-defined]
+        if not role or role[0] not in (b"master", "master"):
+            await self.disconnect()  # type: ignore[attr-defined]
+            raise ConnectionError("the node the sentinels named is not a master (yet)")
+
+
+class MasterConnection(_MasterOnly, SentinelManagedConnection):
+    pass
+
+
+class MasterSSLConnection(_MasterOnly, SentinelManagedSSLConnection):
+    pass
+
 
 class MasterPool(SentinelConnectionPool):
     """redis-py's Sentinel pool, except that learning of a new master drops *every*
