@@ -1,6 +1,7 @@
 """The apps bench/run.py serves with uvicorn, one worker each, from the repo root.
 
     uvicorn --factory bench.app_factory:broker_app   # the broker (BENCH_* env, see below)
+    uvicorn --factory bench.app_factory:bankid_app   # the broker with BankID (simulator)
     uvicorn --factory bench.app_factory:bare_app     # a bare Starlette endpoint
 
 The broker is built with `create_app` around the test FakeConnector (logs in at once as
@@ -62,6 +63,40 @@ def broker_app() -> Starlette:
     extra = profiling_routes() if os.environ.get("BENCH_PROFILE") == "1" else []
     return create_app(settings, source=source, connectors={"test": FakeConnector},
                       extra_routes=extra)
+
+
+ANNA = "199001012385"  # one valid assignment: straight through
+ERIK = "198502022398"  # two: the role picker comes first
+
+
+def bankid_app() -> Starlette:
+    """The broker with the BankID connector and its embedded simulator approving every
+    order at once as BENCH_BANKID_PERSON: the whole login a person does, minus the person."""
+    from broker.app import create_app
+    from broker.authz import User
+    from broker.config import parse_settings
+    from tests.support.fakes import FakeSource, assignment, default_users
+
+    workdir = Path(os.environ["BENCH_WORKDIR"])
+    person = os.environ.get("BENCH_BANKID_PERSON", ANNA)
+    config = broker_settings(os.environ["BENCH_ISSUER"], os.environ["BENCH_REDIS"], workdir)
+    config["connectors"] = {"bankid": {
+        "environment": "simulator",
+        "simulator": {"auto_approve": person, "auto_approve_delay": 0},
+        # One load generator on 127.0.0.1 is thousands of people: the start limit of one
+        # office address would refuse it (it has an office-sized budget here instead).
+        "rate_limits": {"networks": [{"network": "127.0.0.0/8",
+                                      "starts_per_minute": 100_000}]},
+    }}
+    settings = parse_settings(config, str(workdir / f"bankid-{person}.yaml"))
+    clients = tuple(CLIENTS.values())
+    erik = User(id="u-erik", personal_identity_number=ERIK, given_name="Erik",
+                family_name="Eriksson",
+                assignments=(assignment("e-1", "handlaggare", "U1", clients),
+                             assignment("e-2", "chef", "U2", clients)))
+    source = FakeSource([*default_users(clients), erik])
+    extra = profiling_routes() if os.environ.get("BENCH_PROFILE") == "1" else []
+    return create_app(settings, source=source, extra_routes=extra)
 
 
 def profiling_routes() -> list[Route]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import html
 import json
+import re
 import secrets
 import time
 from collections import deque
@@ -137,8 +139,10 @@ class Target:
 
 
 async def login(http: aiohttp.ClientSession, target: Target, alg: str | None = None,
-                max_hops: int = 10) -> float:
-    """A fresh browser: authorize, follow the OP's redirects with its cookies, get a code."""
+                max_hops: int = 10, pick: str | None = None) -> float:
+    """A fresh browser: authorize, follow the OP's redirects with its cookies, get a code.
+    With `pick`, a role and unit picker page on the way is answered with that assignment
+    (the form's own action and CSRF token), as a person would."""
     alg = alg or target.next_alg()
     verifier, challenge = pkce()
     state = secrets.token_urlsafe(8)
@@ -153,11 +157,14 @@ async def login(http: aiohttp.ClientSession, target: Target, alg: str | None = N
         cookies = jar.filter_cookies(URL(url))
         headers = {"Cookie": "; ".join(f"{k}={m.value}" for k, m in cookies.items())} if cookies else {}
         async with http.get(url, headers=headers, allow_redirects=False) as resp:
-            await resp.read()
-            if resp.status not in (302, 303):
-                raise Failed(f"{resp.status} at {urlsplit(url).path}")
+            body = await resp.read()
             jar.update_cookies(resp.cookies, resp.url)
-            location = resp.headers["Location"]
+            if resp.status == 200 and pick is not None and b'name="assignment"' in body:
+                location = await _pick(http, jar, url, body, pick)
+            elif resp.status not in (302, 303):
+                raise Failed(f"{resp.status} at {urlsplit(url).path}")
+            else:
+                location = resp.headers["Location"]
         if location.startswith(target.redirect_uri):
             elapsed = time.perf_counter() - began
             query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
@@ -169,6 +176,26 @@ async def login(http: aiohttp.ClientSession, target: Target, alg: str | None = N
         if not url.startswith(target.base):
             raise Failed(f"redirect off the OP: {location[:200]}")
     raise Failed("too many redirects")
+
+
+async def _pick(http: aiohttp.ClientSession, jar: aiohttp.CookieJar, url: str, page: bytes,
+                assignment: str) -> str:
+    text = page.decode()
+    action = re.search(r'action="([^"]+/select)"', text)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', text)
+    if not action or not csrf:
+        raise Failed("a picker page without its form")
+    target = urljoin(url, html.unescape(action.group(1)))
+    cookies = jar.filter_cookies(URL(target))
+    headers = {"Cookie": "; ".join(f"{k}={m.value}" for k, m in cookies.items()),
+               "Content-Type": "application/x-www-form-urlencoded"}
+    body = urlencode({"csrf": html.unescape(csrf.group(1)), "assignment": assignment})
+    async with http.post(target, data=body, headers=headers, allow_redirects=False) as resp:
+        await resp.read()
+        if resp.status not in (302, 303):
+            raise Failed(f"{resp.status} at the picker")
+        jar.update_cookies(resp.cookies, resp.url)
+        return resp.headers["Location"]
 
 
 async def redeem(http: aiohttp.ClientSession, target: Target, alg: str,

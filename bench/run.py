@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
-from bench.app_factory import CLIENT_SECRET, CLIENTS, REDIRECT_URI  # noqa: E402
+from bench.app_factory import ANNA, CLIENT_SECRET, CLIENTS, ERIK, REDIRECT_URI  # noqa: E402
 from bench.driver import (  # noqa: E402
     Result,
     Target,
@@ -253,6 +253,9 @@ class Bench:
             await self.fixed_endpoint("bare Starlette", server)
 
         await self.run_broker(redis_url, workdir)
+        await self.run_bankid(redis_url, workdir)
+        if self.args.workers > 1:
+            await self.run_broker(redis_url, workdir, workers=self.args.workers)
         if not self.args.no_peer:
             await self.run_peer(redis_url)
 
@@ -264,12 +267,48 @@ class Bench:
         return Target("broker", url, "/authorize", "/token", dict(CLIENTS), CLIENT_SECRET,
                       REDIRECT_URI)
 
-    async def run_broker(self, redis_url: str, workdir: Path) -> None:
+    async def run_broker(self, redis_url: str, workdir: Path, workers: int = 1) -> None:
         port = free_port()
-        log("broker on one uvicorn worker")
-        with serve("broker", uvicorn_argv("bench.app_factory:broker_app", port), port,
-                   self.broker_env(port, redis_url, workdir)) as server:
-            await self.oidc(self.broker_target(server.url), server)
+        log(f"broker on {workers} uvicorn worker(s)")
+        argv = uvicorn_argv("bench.app_factory:broker_app", port) + (
+            ["--workers", str(workers)] if workers > 1 else [])
+        with serve("broker", argv, port, self.broker_env(port, redis_url, workdir)) as server:
+            target = self.broker_target(server.url)
+            if workers == 1:
+                await self.oidc(target, server)
+                return
+            # The scaling factor: the same login and redemption on `workers` processes.
+            target.label = f"broker x{workers}"
+            async with session(self.args.concurrency) as http:
+
+                def login_op() -> Awaitable[float]:
+                    return login(http, target)
+
+                await self.warm(login_op)
+                await self.measure(f"{target.label} login-to-code", login_op, server)
+                await self.redemption(http, target, "RS256", server)
+
+    async def run_bankid(self, redis_url: str, workdir: Path) -> None:
+        """The full BankID login through the embedded simulator (approving at once):
+        authorize, the login, the order at BankID's API, collect, finish, the code; once
+        for a person with one role, once with the role picker (two roles)."""
+        for label, person, pick in (("broker bankid login", ANNA, None),
+                                    ("broker bankid login (picker)", ERIK, "e-2")):
+            port = free_port()
+            log(f"{label}: broker with BankID on one uvicorn worker")
+            env = {**self.broker_env(port, redis_url, workdir), "BENCH_BANKID_PERSON": person}
+            with serve("bankid", uvicorn_argv("bench.app_factory:bankid_app", port), port,
+                       env) as server:
+                target = self.broker_target(server.url)
+                async with session(self.args.concurrency) as http:
+                    await login(http, target, pick=pick)  # one checked login first
+
+                    def op(target: Target = target, pick: str | None = pick) -> Awaitable[float]:
+                        return login(http, target, pick=pick)
+
+                    await self.warm(op)
+                    await self.measure(label, op, server)
+                target.pools = {alg: type(p)() for alg, p in target.pools.items()}
 
     async def run_peer(self, redis_url: str) -> None:
         node = shutil.which("node")
@@ -286,8 +325,8 @@ class Bench:
                                    CLIENT_SECRET, REDIRECT_URI, userinfo_path="/me"), server)
 
     async def profile(self, redis_url: str, workdir: Path) -> None:
-        """Login-to-code, code redemption and refresh per algorithm, under a profiler in the
-        broker."""
+        """Login-to-code, code redemption and refresh per algorithm, and the full BankID
+        login through the simulator, under a profiler in the broker."""
         port = free_port()
         env = {**self.broker_env(port, redis_url, workdir), "BENCH_PROFILE": "1",
                "BENCH_PROFILER": self.args.profiler}
@@ -322,6 +361,19 @@ class Bench:
 
                     await self.warm(rotate)
                     await self.profiled(http, server, f"refresh-{alg}", rotate)
+        port = free_port()
+        env = {**self.broker_env(port, redis_url, workdir), "BENCH_PROFILE": "1",
+               "BENCH_PROFILER": self.args.profiler, "BENCH_BANKID_PERSON": ANNA}
+        with serve("bankid", uvicorn_argv("bench.app_factory:bankid_app", port), port,
+                   env) as server:
+            target = self.broker_target(server.url)
+            async with session(self.args.concurrency) as http:
+
+                def bankid_op() -> Awaitable[float]:
+                    return login(http, target)
+
+                await self.warm(bankid_op)
+                await self.profiled(http, server, "bankid-login", bankid_op)
 
     async def profiled(self, http: aiohttp.ClientSession, server: Server, name: str,
                        op: Callable[[], Awaitable[float]]) -> None:
@@ -341,7 +393,8 @@ class Bench:
 ROWS = ["generator ceiling", "bare Starlette", "broker login-to-code", "broker redemption RS256",
         "broker redemption ES256", "broker refresh RS256", "broker refresh ES256",
         "peer login-to-code", "peer redemption RS256", "peer redemption ES256",
-        "peer refresh RS256", "peer refresh ES256", "broker userinfo", "peer userinfo"]
+        "peer refresh RS256", "peer refresh ES256", "broker userinfo", "peer userinfo",
+        "broker bankid login", "broker bankid login (picker)"]
 
 
 def note(result: Result) -> str:
@@ -376,6 +429,7 @@ def ratios(results: list[Result]) -> str:
     """Throughput ratios (the targets), and the same ratio from server CPU per operation,
     which holds even when other jobs shared the machine."""
     rate = {r.name: r.rate for r in results}
+    _workers = next((r.name.split()[1][1:] for r in results if r.name.startswith("broker x")), "N")
     cost = {r.name: r.cpu.get("server", 0) / r.rate for r in results if r.rate}
 
     def ratio(a: str, b: str) -> tuple[float | None, float | None]:
@@ -385,6 +439,10 @@ def ratios(results: list[Result]) -> str:
 
     rows = [
         ("login-to-code, broker/peer", ratio("broker login-to-code", "peer login-to-code"), None),
+        ("bankid login, broker/peer login-to-code", ratio("broker bankid login",
+                                                          "peer login-to-code"), 0.6),
+        ("bankid login (picker), broker/peer", ratio("broker bankid login (picker)",
+                                                     "peer login-to-code"), None),
         ("redemption RS256, broker/peer", ratio("broker redemption RS256", "peer redemption RS256"), 1.0),
         ("redemption ES256, broker/peer", ratio("broker redemption ES256", "peer redemption ES256"), 1.0),
         ("refresh RS256, broker/peer", ratio("broker refresh RS256", "peer refresh RS256"), 1.0),
@@ -394,6 +452,10 @@ def ratios(results: list[Result]) -> str:
                                                    "broker redemption RS256"), 0.8),
         ("refresh/redemption ES256, broker", ratio("broker refresh ES256",
                                                    "broker redemption ES256"), 0.8),
+        ("login-to-code, broker xN/x1", ratio(f"broker x{_workers} login-to-code",
+                                              "broker login-to-code"), None),
+        ("redemption RS256, broker xN/x1", ratio(f"broker x{_workers} redemption RS256",
+                                                 "broker redemption RS256"), None),
         ("redemption RS256, broker/bare", ratio("broker redemption RS256", "bare Starlette"), 0.5),
         ("redemption ES256, broker/bare", ratio("broker redemption ES256", "bare Starlette"), 0.5),
         ("bare Starlette / generator ceiling", ratio("bare Starlette", "generator ceiling"), None),
@@ -415,6 +477,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mint-budget", type=float, default=None,
                         help="most seconds spent minting codes per step (default 6 x --seconds)")
     parser.add_argument("--no-peer", action="store_true", help="skip oidc-provider")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="also run the broker on this many workers for the scaling factor "
+                             "(default: the number of CPUs; 1: skip)")
     parser.add_argument("--profile", action="store_true",
                         help="only profile the broker's code redemption (RS256 and ES256)")
     parser.add_argument("--profiler", choices=["pyinstrument", "cprofile"], default="pyinstrument",
