@@ -40,7 +40,7 @@ def test_every_key_of_a_grant_is_in_one_slot(redis_cluster_url, tmp_path):
 
 
 def _step(fn, stats):
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # a loaded CI machine slows a cluster's failover down
     while True:
         try:
             result = fn()
@@ -74,7 +74,7 @@ def _browse(b, until, done, stats):
 
 @pytest.mark.parametrize("how", ["planned", "sigkill"])
 def test_a_master_failover_under_load_loses_no_completed_login(tmp_path, how):
-    with redis_cluster(node_timeout_ms=1000) as cluster, \
+    with redis_cluster(node_timeout_ms=2000) as cluster, \
             running_broker(cluster.url, tmp_path, store={"replicas": 1, "replica_timeout": 0.5,
                                                         "timeout": 1.0}) as b:
         done: list = []
@@ -94,7 +94,7 @@ def test_a_master_failover_under_load_loses_no_completed_login(tmp_path, how):
             else:
                 cluster.procs[master].send_signal(signal.SIGKILL)
                 cluster.procs[master].wait(10)
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while replica not in cluster.masters() and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert replica in cluster.masters(), "the replica was not promoted"
