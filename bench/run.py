@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
-from bench.app_factory import ANNA, CLIENT_SECRET, CLIENTS, ERIK, REDIRECT_URI  # noqa: E402
+from bench.app_factory import CLIENT_SECRET, CLIENTS, REDIRECT_URI  # noqa: E402
 from bench.driver import (  # noqa: E402
     Result,
     Target,
@@ -253,7 +253,8 @@ class Bench:
             await self.fixed_endpoint("bare Starlette", server)
 
         await self.run_broker(redis_url, workdir)
-        await self.run_bankid(redis_url, workdir)
+        if not self.args.no_bankid:
+            await self.run_bankid(redis_url, workdir)
         if self.args.workers > 1:
             await self.run_broker(redis_url, workdir, workers=self.args.workers)
         if not self.args.no_peer:
@@ -292,6 +293,8 @@ class Bench:
         """The full BankID login through the embedded simulator (approving at once):
         authorize, the login, the order at BankID's API, collect, finish, the code; once
         for a person with one role, once with the role picker (two roles)."""
+        from bench.app_factory import ANNA, ERIK
+
         for label, person, pick in (("broker bankid login", ANNA, None),
                                     ("broker bankid login (picker)", ERIK, "e-2")):
             port = free_port()
@@ -363,7 +366,7 @@ class Bench:
                     await self.profiled(http, server, f"refresh-{alg}", rotate)
         port = free_port()
         env = {**self.broker_env(port, redis_url, workdir), "BENCH_PROFILE": "1",
-               "BENCH_PROFILER": self.args.profiler, "BENCH_BANKID_PERSON": ANNA}
+               "BENCH_PROFILER": self.args.profiler, "BENCH_BANKID_PERSON": "199001012385"}
         with serve("bankid", uvicorn_argv("bench.app_factory:bankid_app", port), port,
                    env) as server:
             target = self.broker_target(server.url)
@@ -477,6 +480,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mint-budget", type=float, default=None,
                         help="most seconds spent minting codes per step (default 6 x --seconds)")
     parser.add_argument("--no-peer", action="store_true", help="skip oidc-provider")
+    parser.add_argument("--no-bankid", action="store_true",
+                        help="skip the BankID logins (e.g. measuring an older version)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="also run the broker on this many workers for the scaling factor "
                              "(default: the number of CPUs; 1: skip)")
