@@ -58,3 +58,15 @@ def test_hints_that_are_not_ours_or_not_for_this_client_are_refused(stack):
         assert result["error"] == "invalid_request" and "another client" in result["error_description"]
         result = rp.callback(rp.authorize(browser, id_token_hint="e30.e30.sig"))
         assert result["error"] == "invalid_request"
+
+
+def test_another_subjects_session_means_a_fresh_login_as_the_one_named(stack):
+    rp = stack.rp("required")
+    with stack.browser() as browser:
+        erik = id_token(stack, rp, browser, ERIK)
+    with stack.browser() as browser:
+        id_token(stack, rp, browser, "199001012385")  # Anna's session in this browser
+        before = stack.connector.logins
+        code = rp.login(browser, id_token_hint=erik, login_hint=ERIK)
+        assert stack.connector.logins == before + 1  # her session was not used
+    assert rp.verify(rp.token(code).json()["id_token"])["sub"] == "u-erik"
