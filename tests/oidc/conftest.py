@@ -15,10 +15,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from broker.app import create_app
+from broker.authz import User
 from broker.config import parse_settings
 from broker.connectors import LOA2, LOA3, Identity
 from broker.store import open_store
-from broker.authz import User
 from tests.support.fakes import PEOPLE, FakeSource, assignment, default_users
 from tests.support.redis import free_port
 from tests.support.rp import FakeRP
