@@ -15,7 +15,7 @@ import redis as redis_lib
 from broker.app import create_app
 from broker.config import parse_settings
 from broker.oidc.authorize import MAX_KEPT
-from broker.oidc.throttle import AddressLimit, address_bucket
+from broker.oidc.throttle import address_bucket
 from broker.oidc.transaction import UNBOUND_TTL
 from broker.store import open_store
 from tests.support.fakes import FakeConnector, FakeSource, default_users
@@ -35,10 +35,9 @@ def build(redis: str, tmp, per_minute: int | None = None):
     if per_minute:
         config["login"] = {"authorize_per_address_per_minute": per_minute}
     settings = parse_settings(config, str(tmp / "broker.yaml"))
-    store = open_store(redis, prefix)
-    limit = AddressLimit(store, settings.login.authorize_per_address_per_minute, clock=lambda: NOW)
-    app = create_app(settings, store=store, source=FakeSource(default_users(("rp",))),
-                     connectors={"test": FakeConnector}, authorize_limit=limit)
+    app = create_app(settings, store=open_store(redis, prefix),
+                     source=FakeSource(default_users(("rp",))),
+                     connectors={"test": FakeConnector}, clock=lambda: NOW)
     return app, settings, prefix
 
 
