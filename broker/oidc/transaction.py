@@ -47,8 +47,12 @@ class LoginTransaction:
     def to_record(self) -> dict[str, Any]:
         # Shallow: the fields already hold plain JSON values, and the store serialises
         # (Redis) or copies (memory) at once; asdict's deep copy of the user's assignments
-        # was a fifth of a login's CPU.
-        return dict(vars(self))
+        # was a fifth of a login's CPU. No `subject` key when there is none, so a replica
+        # of the previous version can still read the record during a rolling upgrade.
+        record = dict(vars(self))
+        if record["subject"] is None:
+            del record["subject"]
+        return record
 
 
 class Transactions:
