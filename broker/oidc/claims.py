@@ -226,7 +226,11 @@ def release(grant: dict[str, Any], destination: str) -> dict[str, Any]:
             if destination == "userinfo" or claim in SCOPE_ID_TOKEN:
                 wanted.add(claim)
     wanted |= set(requested.get(destination, {}))
-    return {c: available[c] for c in wanted if c in available and c not in PROTOCOL_CLAIMS}
+    out = {c: available[c] for c in wanted if c in available and c not in PROTOCOL_CLAIMS}
+    # User-record values go out only under the name the client's registered `claims`
+    # mapping gives them (an agreed policy, set by the operator): `apply_mapping` decides.
+    out.update({k: v for k, v in available.items() if k.startswith(USER_VALUE)})
+    return out
 
 
 def flatten(value: Any) -> Any:

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from broker.app import create_app
 from broker.authz import User
-from broker.config import parse_settings
+from broker.config import STANDARD_SCOPES, parse_settings
 from broker.connectors import LOA2, LOA3, Identity
 from broker.store import open_store
 from tests.support.fakes import PEOPLE, FakeSource, assignment, default_users
@@ -85,8 +85,10 @@ class Stack:
 
 
 def client(client_id: str, **extra) -> dict:
+    """A client registered for every scope the broker knows, unless `scopes` says less."""
     return {"client_id": client_id, "client_name": client_id.capitalize(),
-            "client_secret": SECRET, "redirect_uris": [REDIRECT], **extra}
+            "client_secret": SECRET, "redirect_uris": [REDIRECT],
+            "scopes": list(STANDARD_SCOPES), **extra}
 
 
 @pytest.fixture(scope="module")

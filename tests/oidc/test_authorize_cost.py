@@ -13,7 +13,7 @@ import pytest
 import redis as redis_lib
 
 from broker.app import create_app
-from broker.config import parse_settings
+from broker.config import STANDARD_SCOPES, parse_settings
 from broker.oidc.authorize import MAX_KEPT
 from broker.oidc.throttle import address_bucket
 from broker.oidc.transaction import UNBOUND_TTL
@@ -31,7 +31,7 @@ def build(redis: str, tmp, per_minute: int | None = None):
               "keys": {"dir": str(tmp / "keys"), "generate": True},
               "audit": {"target": str(tmp / "audit.log")},
               "clients": [{"client_id": "rp", "client_name": "RP", "client_secret": "s" * 32,
-                           "redirect_uris": [REDIRECT]}]}
+                           "redirect_uris": [REDIRECT], "scopes": list(STANDARD_SCOPES)}]}
     if per_minute:
         config["login"] = {"authorize_per_address_per_minute": per_minute}
     settings = parse_settings(config, str(tmp / "broker.yaml"))
