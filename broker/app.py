@@ -47,6 +47,7 @@ from .oidc.discovery import DiscoveryEndpoints
 from .oidc.flow import Flow, FlowError
 from .oidc.logout import LogoutEndpoint
 from .oidc.server import Provider
+from .oidc.throttle import AddressLimit
 from .oidc.token import TokenEndpoints
 from .oidc.tokens import Signer
 from .oidc.transaction import Transactions
@@ -214,7 +215,7 @@ def create_app(
         provider=Provider(settings, clients, signer, minter),
         grants=GrantStore(store, minter, clock, remember,
                           lambda token: signer.verify(token, check_exp=False)),
-        transactions=Transactions(store, settings.login.transaction_ttl),
+        transactions=Transactions(store, settings.login.transaction_ttl, clock),
         sessions=Sessions(store, settings.session.idle_timeout, settings.session.absolute_timeout,
                           remember=remember, clock=clock),
         pages=Pages(cookies=cookies, way_back=WayBackLinks(clients, prefs)),
@@ -236,9 +237,12 @@ def create_app(
     factories = default_connectors(settings) if connectors is None else connectors
     for name, factory in factories.items():
         broker.connectors[name] = factory(broker, flow)
+    _check_default_acr(settings, broker.acr_values())
+    authorize_limit = AddressLimit(store, settings.login.authorize_per_address_per_minute,
+                                   clock=clock)
 
     routes: list[BaseRoute] = []
-    for part in (DiscoveryEndpoints(broker), AuthorizeEndpoint(broker), flow,
+    for part in (DiscoveryEndpoints(broker), AuthorizeEndpoint(broker, authorize_limit), flow,
                  TokenEndpoints(broker), UserInfoEndpoint(broker), LogoutEndpoint(broker)):
         routes.extend(part.routes())
     routes.append(Route("/healthz", _healthz, methods=["GET"]))
@@ -340,6 +344,16 @@ def _without_slash_redirects(router: Router) -> None:
             inner = route.app.router if isinstance(route.app, Starlette) else route.app
             if isinstance(inner, Router):
                 _without_slash_redirects(inner)
+
+
+def _check_default_acr(settings: Settings, offered: list[str]) -> None:
+    """A client whose default_acr_values no configured login method can give could never
+    log anyone in: say so at start-up, naming the key."""
+    for i, client in enumerate(settings.clients):
+        if client.default_acr_values and not set(client.default_acr_values) & set(offered):
+            raise ConfigError(
+                f"{settings.source}: clients[{i}].default_acr_values: no configured login "
+                f"method gives any of these (they give: {', '.join(offered) or 'nothing'})")
 
 
 async def _healthz(request: Request) -> Response:

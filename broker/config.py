@@ -34,12 +34,16 @@ from .validation import error_lines, format_loc
 SigningAlg = Literal["RS256", "ES256"]
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
+# The scopes the broker knows (docs/claims.md says which claims each covers). A client may
+# ask only for those its registration lists in `scopes` (default: openid only).
 STANDARD_SCOPES = (
     "openid",
     "profile",
     "email",
     "https://id.oidc.se/scope/naturalPersonNumber",
     "https://id.oidc.se/scope/naturalPersonInfo",
+    "assignments",
+    "authn_info",
 )
 
 
@@ -122,6 +126,9 @@ class TokenSettings(_Model):
 
 class LoginSettings(_Model):
     transaction_ttl: int = Field(600, ge=60, le=3600)
+    # /authorize requests per client address (IPv6: per /64) per minute; the excess gets
+    # 429. A login is one request, so a municipal office behind one NAT address fits.
+    authorize_per_address_per_minute: int = Field(300, ge=10, le=100000)
 
 
 class SessionSettings(_Model):
@@ -192,7 +199,12 @@ class ClientSettings(_Model):
     # What the client may ask for. Only `openid` unless registered: a client registered
     # without scopes must not receive personal identity numbers or names.
     scopes: list[str] = Field(default_factory=lambda: ["openid"])
+    # Asked for when a request names no acr (acr_values or an acr claim): each login of
+    # this client must reach one of these levels (OIDC Registration 2).
     default_acr_values: list[str] = Field(default_factory=list)
+    # PKCE (S256) on every authorization request, or optional for this confidential client,
+    # which then relies on `nonce` against code injection (OIDC Core 3.1.2.1; RFC 9700 2.1.1).
+    pkce: Literal["required", "optional"] = "required"
     id_token_ttl: int | None = Field(None, ge=30, le=300)
     access_token_ttl: int | None = Field(None, ge=30, le=86400)
     refresh_token_ttl: int | None = Field(None, ge=60, le=30 * 86400)
@@ -263,6 +275,12 @@ class ClientSettings(_Model):
         if self.jwks and self.jwks_uri:
             raise ValueError("give jwks or jwks_uri, not both")
         return self
+
+    @property
+    def confidential(self) -> bool:
+        """A client that authenticates at the token endpoint (RFC 6749 2.1). Every method
+        accepted today is; a public client (`none`) would have PKCE forced on it."""
+        return self.token_endpoint_auth_method != "none"
 
 
 class ConnectorSettings(_Model):

@@ -47,7 +47,7 @@ def admin_client(settings: AdminSettings, issuer: str, secret: str) -> ClientSet
         client_secret=secret, token_endpoint_auth_method="client_secret_basic",
         redirect_uris=[f"{issuer}/admin/callback"],
         post_logout_redirect_uris=[f"{issuer}/admin/"],
-        scopes=["openid", "profile"],
+        scopes=["openid", "profile", "assignments"],
     )
 
 
@@ -102,7 +102,7 @@ class AdminLogin:
             self.broker.settings.login.transaction_ttl)
         query = urlencode({
             "response_type": "code", "client_id": self.client.client_id,
-            "redirect_uri": self.callback_uri, "scope": "openid", "state": state,
+            "redirect_uri": self.callback_uri, "scope": "openid assignments", "state": state,
             "nonce": nonce, "code_challenge": challenge, "code_challenge_method": "S256",
             "ui_locales": locale,
         })

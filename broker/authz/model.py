@@ -89,6 +89,8 @@ class User:
     family_name: str | None = None
     # The work e-mail address (care systems such as MCSS use it; the admin app mails it).
     email: str | None = None
+    # True only when the source vouches that the address belongs to the person.
+    email_verified: bool = False
     active: bool = True
     assignments: tuple[Assignment, ...] = ()
     # The person's function, e.g. "Enhetschef" (as the provider reports it).
@@ -110,6 +112,7 @@ class User:
             "given_name": self.given_name,
             "family_name": self.family_name,
             "email": self.email,
+            "email_verified": self.email_verified,
             "active": self.active,
             "title": self.title,
             "accounts": dict(self.accounts),

@@ -10,6 +10,7 @@ date and check digit, HSA-ids in their canonical upper-case form.
     given_name: Anna
     family_name: Andersson
     email: anna@example.se                         # the work e-mail address
+    email_verified: true                           # optional, default false: the source vouches for the address
     title: Sjuksköterska                           # optional, the person's function
     accounts: {lifecare: anna.a, mcss: AANDE01}    # optional, user name per care system
     active: true                                   # optional, default true
@@ -161,6 +162,7 @@ class UserRecord(_Record):
     email: Email | None = None
     title: Text | None = None
     accounts: dict[System, Account] = Field(default_factory=dict)
+    email_verified: bool = False
     active: bool = True
     assignments: list[AssignmentRecord] = Field(default_factory=list)
 
@@ -192,6 +194,7 @@ class UserRecord(_Record):
             given_name=self.given_name,
             family_name=self.family_name,
             email=self.email,
+            email_verified=self.email_verified,
             active=self.active,
             assignments=tuple(a.to_assignment(self.id) for a in self.assignments),
             title=self.title,
@@ -222,6 +225,8 @@ def user_to_record(user: User) -> dict[str, Any]:
         value = getattr(user, key)
         if value is not None:
             out[key] = value
+    if user.email_verified:
+        out["email_verified"] = True
     if user.accounts:
         out["accounts"] = dict(sorted(user.accounts.items()))
     if not user.active:

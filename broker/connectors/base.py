@@ -27,6 +27,8 @@ class Identity:
     """Who the upstream says the person is, at which assurance, and the proof for audit."""
 
     method: str
+    # The level this login reached (a SITHS reserve card: LoA 2), not the best the method
+    # can give; requests demanding a level are compared with it (oidc/assurance.py).
     acr: str
     amr: tuple[str, ...]
     auth_time: int

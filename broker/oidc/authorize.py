@@ -4,6 +4,11 @@ It validates the request with Authlib (client, exact redirect URI, response type
 request object) plus the OIDC parameters Authlib leaves to us, stores the result as a
 login transaction and sends the browser on to `/login/<txn>`. An unknown client or a
 redirect URI that is not registered gets an error page and is never redirected to.
+
+A request object's parameters count as if given outside (`RequestObjects` merges them),
+so the redirect URI and `state` may come from inside it. The request is unauthenticated,
+so what it may cost is bounded: requests per client address (`AddressLimit`), the size of
+the parameters and request object, and what the transaction keeps (`MAX_KEPT`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import Counter
 from typing import Any
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
@@ -21,36 +27,31 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ..context import Broker
-from .claims import ClaimsRequestError, parse_claims_request
-from .echo import parameter_names
+from .assurance import acr_requirement
+from .claims import ClaimsRequestError, narrow_claims_request, parse_claims_request
+from .clients import Client
 from .responses import error_to_client
 from .server import BrokerRequest
+from .throttle import AddressLimit
 
 log = logging.getLogger(__name__)
 
-MAX_VALUE = 4096
-MAX_REQUEST_OBJECT = 32768
+MAX_VALUE = 4096           # one parameter, other than the request object
+MAX_REQUEST_OBJECT = 8192  # a signed request object by value
+MAX_TOTAL = 12288          # every parameter of one request together, request object included
+MAX_KEPT = 3072            # what the transaction keeps of them: <= 4 KB in Redis until bound
 PROMPTS = {"none", "login", "select_account", "consent"}
 RESPONSE_MODES = {"query", "form_post"}
 KEPT = ("client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
         "code_challenge_method", "response_type", "response_mode", "prompt", "max_age",
-        "acr_values", "login_hint", "ui_locales", "claims", "id_token_hint", "display",
+        "acr_values", "login_hint", "ui_locales", "claims", "display",
         "claims_locales", "authnProvider", "https://id.oidc.se/param/authnProvider",
         "https://id.oidc.se/param/userMessage")
-
-
+# Parameters that decide where an answer may go: repeated, no redirect is safe.
+NO_REDIRECT_IF_REPEATED = {"client_id", "redirect_uri", "request", "response_mode"}
+# RFC 6749 A.3; Authlib echoes response_type into its error, which refuses quotes,
+# backslashes and anything outside ASCII (a 500): the syntax is checked first.
 RESPONSE_TYPE = re.compile(r"^[A-Za-z0-9_]+( [A-Za-z0-9_]+)*$")
-
-
-def _peek(request_object: str) -> tuple[str | None, Any]:
-    """The `kid` and `redirect_uri` of a request object, unverified (Authlib verifies it)."""
-    try:
-        obj = jws.extract_compact(request_object.encode())
-        claims = json.loads(obj.payload)
-        return obj.headers().get("kid"), (claims.get("redirect_uri")
-                                          if isinstance(claims, dict) else None)
-    except Exception:
-        return None, None
 
 
 class RedirectableError(Exception):
@@ -61,8 +62,9 @@ class RedirectableError(Exception):
 
 
 class AuthorizeEndpoint:
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, limit: AddressLimit) -> None:
         self.broker = broker
+        self.limit = limit
 
     def routes(self) -> list[Route]:
         return [Route("/authorize", self.authorize, methods=["GET", "POST"])]
@@ -79,68 +81,92 @@ class AuthorizeEndpoint:
     async def authorize(self, request: Request) -> Response:
         broker = self.broker
         pages = broker.pages
+        wait = await self.limit.exceeded(broker.proxies.client_ip(request))
+        if wait is not None:
+            broker.metrics.error("authorize_rate_limited")
+            response = pages.error(request, "error_rate_limited", status_code=429)
+            response.headers["Retry-After"] = str(wait)
+            return response
         params = await self._params(request)
         if params is None:
             return pages.error(request, "error_request", detail="wrong content type", status_code=415)
-        too_long = [key for key, value in params.multi_items()
-                    if len(value) > (MAX_REQUEST_OBJECT if key == "request" else MAX_VALUE)
-                    or len(key) > 256]
-        if too_long:
-            return pages.error(request, "error_request",
-                               detail=f"too long: {parameter_names(too_long)}")
+        if _oversized(params):
+            return pages.error(request, "error_too_large")
 
         client = broker.clients.get(params.get("client_id"))
         if client is None:
             return pages.error(request, "error_invalid_client")
-        if len(params.getlist("client_id")) > 1 or len(params.getlist("redirect_uri")) > 1:
+        counts = Counter(k for k, _ in params.multi_items())
+        repeated = sorted(k for k, n in counts.items() if n > 1)
+        if NO_REDIRECT_IF_REPEATED.intersection(repeated):
             return pages.error(request, "error_request", detail="repeated parameter")
         outer_redirect = params.get("redirect_uri")
-        if not outer_redirect or not client.check_redirect_uri(outer_redirect):
+        if outer_redirect is not None and not client.check_redirect_uri(outer_redirect):
+            return pages.error(request, "error_invalid_redirect")
+        if outer_redirect is None and "request" not in params:
             return pages.error(request, "error_invalid_redirect")
         state = params.get("state")
         mode = params.get("response_mode") if params.get("response_mode") in RESPONSE_MODES else None
 
         if "request_uri" in params:
-            return error_to_client(broker, request, outer_redirect, "request_uri_not_supported",
-                                   "request objects are accepted by value only", state, mode)
+            return self._refuse(request, outer_redirect, "request_uri_not_supported",
+                                "request objects are accepted by value only", state, mode)
         if not RESPONSE_TYPE.match(params.get("response_type", "code")):
-            # Authlib echoes response_type into its error, which refuses quotes, backslashes
-            # and anything outside ASCII (a 500): RFC 6749 A.3 syntax first.
-            return error_to_client(broker, request, outer_redirect, "unsupported_response_type",
-                                   "response_type must be code", state, mode)
+            return self._refuse(request, outer_redirect, "unsupported_response_type",
+                                "response_type must be code", state, mode)
         if "request" in params:
-            kid, inner_redirect = _peek(params["request"])
-            if inner_redirect is not None and not client.check_redirect_uri(inner_redirect):
-                # Authlib would echo it (see above); unregistered is the answer either way.
-                return error_to_client(broker, request, outer_redirect, "invalid_request",
-                                       "the request object's redirect_uri is not registered",
-                                       state, mode)
+            try:
+                kid = jws.extract_compact(params["request"].encode()).headers().get("kid")
+            except Exception:
+                kid = None
             await broker.clients.ensure_keys(client, kid)
 
         oauth_req = BrokerRequest(request.method, broker.issuer + "/authorize", params,
                                   request.headers)
         try:
+            # Verifies a request object and merges its parameters in (RequestObjects).
             grant = broker.provider.get_authorization_grant(oauth_req)
-            grant.validate_no_multiple_request_parameter(oauth_req)
-            redirect_uri = grant.validate_authorization_request()
-            resolved = {k: v for k, v in oauth_req.payload.data.items() if k in KEPT and v}
-            self._check_oidc(resolved)
         except OAuth2Error as exc:
-            target = exc.redirect_uri or (outer_redirect if exc.error != "invalid_client" else None)
-            if not target:
-                return pages.error(request, "error_request", detail=exc.description or exc.error)
-            return error_to_client(broker, request, target, exc.error, exc.description,
+            return self._refuse(request, outer_redirect, exc.error, exc.description,
+                                exc.state or state, mode)
+
+        data = oauth_req.payload.data
+        redirect_uri = data.get("redirect_uri")
+        if not redirect_uri or not client.check_redirect_uri(redirect_uri):
+            return pages.error(request, "error_invalid_redirect")
+        state = data.get("state")
+        mode = data.get("response_mode") if data.get("response_mode") in RESPONSE_MODES else None
+        try:
+            if repeated:
+                raise RedirectableError("invalid_request", "a parameter is repeated")
+            grant.validate_authorization_request()
+            resolved = {k: v for k, v in data.items() if k in KEPT and v}
+            # Authlib narrowed the scope to what the client is registered for (RFC 6749 3.3).
+            resolved["scope"] = oauth_req.scope or ""
+            subject = self._check_oidc(client, resolved, data.get("id_token_hint"))
+            if sum(len(k) + len(v) for k, v in resolved.items()) > MAX_KEPT:
+                raise RedirectableError("invalid_request", "the authorization request is too large")
+        except OAuth2Error as exc:
+            return error_to_client(broker, request, redirect_uri, exc.error, exc.description,
                                    state, mode)
         except RedirectableError as exc:
-            return error_to_client(broker, request, outer_redirect, exc.error, exc.description,
-                                   resolved.get("state"), resolved.get("response_mode"))
+            return error_to_client(broker, request, redirect_uri, exc.error, exc.description,
+                                   state, mode)
 
-        resolved["redirect_uri"] = redirect_uri
-        txn = await broker.transactions.create(client.client_id, resolved)
+        txn = await broker.transactions.create(client.client_id, resolved, subject)
         return RedirectResponse(f"/login/{txn.id}", status_code=303)
 
-    def _check_oidc(self, p: dict[str, str]) -> None:
-        """The OIDC parameters Authlib does not check for us."""
+    def _refuse(self, request: Request, redirect_uri: str | None, error: str,
+                description: str | None, state: str | None, mode: str | None) -> Response:
+        """An error before the request object (if any) was verified: to the outer,
+        registered redirect URI when there is one, else as a page."""
+        if redirect_uri is None:
+            return self.broker.pages.error(request, "error_request", detail=description or error)
+        return error_to_client(self.broker, request, redirect_uri, error, description, state, mode)
+
+    def _check_oidc(self, client: Client, p: dict[str, str], id_token_hint: str | None) -> str | None:
+        """The OIDC parameters Authlib does not check for us. Normalises `claims` to what
+        the client may receive and returns the subject the request names, if any."""
         if "openid" not in p.get("scope", "").split():
             raise RedirectableError("invalid_scope", "the scope must include openid")
         prompts = p.get("prompt", "").split()
@@ -156,10 +182,51 @@ class AuthorizeEndpoint:
             claims = parse_claims_request(p.get("claims"))
         except ClaimsRequestError as exc:
             raise RedirectableError("invalid_request", str(exc)) from None
-        acr = claims.get("id_token", {}).get("acr")
-        if isinstance(acr, dict) and acr.get("essential"):
-            wanted = acr.get("values") or ([acr["value"]] if "value" in acr else [])
-            offered = set(self.broker.acr_values())
-            if wanted and not offered.intersection(wanted):
-                raise RedirectableError("unmet_authentication_requirements",
-                                        "no login method here gives the essential acr asked for")
+        claims = narrow_claims_request(claims, client.settings.scopes)
+        if claims:
+            p["claims"] = _json(claims)
+        else:
+            p.pop("claims", None)
+        required = acr_requirement(p, client.settings.default_acr_values)
+        if not required.reachable_with(self.broker.acr_values()):
+            raise RedirectableError("unmet_authentication_requirements",
+                                    "no login method here gives the acr asked for")
+        return self._subject(client, claims, id_token_hint)
+
+    def _subject(self, client: Client, claims: dict[str, Any], id_token_hint: str | None) -> str | None:
+        """The `sub` the RP names: an ID token we issued to it (expired is fine, OIDC
+        Core 3.1.2.1) or a `sub` value in `claims` (5.5.1). Both must agree."""
+        named: set[str] = set()
+        if id_token_hint:
+            try:
+                hint = self.broker.signer.verify(id_token_hint, check_exp=False)
+            except ValueError:
+                raise RedirectableError("invalid_request", "id_token_hint is not an ID token of this issuer") from None
+            aud = hint.get("aud")
+            if client.client_id not in (aud if isinstance(aud, list) else [aud]):
+                raise RedirectableError("invalid_request", "id_token_hint was issued to another client")
+            if isinstance(hint.get("sub"), str):
+                named.add(hint["sub"])
+        for member in claims.values():
+            spec = member.get("sub")
+            if isinstance(spec, dict) and "value" in spec:
+                if not isinstance(spec["value"], str):
+                    raise RedirectableError("invalid_request", "claims: the sub value must be a string")
+                named.add(spec["value"])
+        if len(named) > 1:
+            raise RedirectableError("invalid_request", "the request names two different subjects")
+        return named.pop() if named else None
+
+
+def _oversized(params: ImmutableMultiDict) -> bool:
+    total = 0
+    for key, value in params.multi_items():
+        limit = MAX_REQUEST_OBJECT if key == "request" else MAX_VALUE
+        if len(value) > limit or len(key) > 256:
+            return True
+        total += len(key) + len(value)
+    return total > MAX_TOTAL
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

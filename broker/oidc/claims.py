@@ -1,14 +1,17 @@
 """Which claims a relying party receives, and where.
 
-Vocabulary (see the claims table in README.md):
+Vocabulary (docs/claims.md has the table RPs read):
 - identity claims of the Swedish OIDC profile, released by scope or `claims` request;
 - healthcare claims under the names Inera's IdP already hands to care systems, so an RP
-  migrating from there changes nothing; `roleCode` is ours (Inera has no role code);
-- the chosen assignment always goes into the ID token; the list of all the user's
-  assignments comes only from UserInfo, under the scope `assignments` (tokens stay small).
+  migrating from there changes nothing; `roleCode` is ours (Inera has no role code). They
+  come with the scope `assignments`: the chosen role and unit in the ID token and
+  UserInfo, the list of all the user's assignments in UserInfo only (tokens stay small);
+- authentication information (device IP, the card's certificate) under `authn_info`.
 
-Release rules of the Swedish profile: never release an identity claim that was not asked
-for by scope or `claims`; destinations in the `claims` parameter win over the scope's.
+Release rules of the Swedish profile: never release a claim that was not asked for by
+scope or `claims`; destinations in the `claims` parameter win over the scope's. And a
+client's registration bounds both: the scopes it may ask for, and through them the
+claims a `claims` request (or request object) may name (`narrow_claims_request`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,34 +29,52 @@ from ..ids import b64
 OIDC_SE = "https://id.oidc.se/claim/"
 PIN = OIDC_SE + "personalIdentityNumber"
 COORDINATION = OIDC_SE + "coordinationNumber"
+DEVICE_IP = OIDC_SE + "deviceIp"
+USER_CERTIFICATE = OIDC_SE + "userCertificate"
+CREDENTIAL_VALID_FROM = OIDC_SE + "credentialValidFrom"
+CREDENTIAL_VALID_TO = OIDC_SE + "credentialValidTo"
 SCOPE_NUMBER = "https://id.oidc.se/scope/naturalPersonNumber"
 SCOPE_INFO = "https://id.oidc.se/scope/naturalPersonInfo"
 SCOPE_ASSIGNMENTS = "assignments"
+SCOPE_AUTHN = "authn_info"
 
 NAME_CLAIMS = ("name", "given_name", "family_name")
-SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
-    "profile": NAME_CLAIMS,
-    SCOPE_INFO: NAME_CLAIMS,
-    SCOPE_NUMBER: (PIN, COORDINATION),
-    "email": ("email",),
-    SCOPE_ASSIGNMENTS: ("assignments",),
-}
-# Claims the scope itself sends to the ID token as well (naturalPersonNumber is essential there).
-SCOPE_ID_TOKEN = {PIN, COORDINATION}
-
 ASSIGNMENT_CLAIMS = (
     "employeeHsaId",
     "commissionHsaId",
     "commissionName",
     "roleCode",
     "healthCareUnitHsaId",
+    "unitId",
     "healthCareUnitName",
     "healthCareProviderHsaId",
+    "organizationId",
     "healthCareProviderName",
 )
+AUTHN_CLAIMS = (DEVICE_IP, USER_CERTIFICATE, CREDENTIAL_VALID_FROM, CREDENTIAL_VALID_TO)
+SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
+    "profile": NAME_CLAIMS,
+    SCOPE_INFO: NAME_CLAIMS,
+    SCOPE_NUMBER: (PIN, COORDINATION),
+    "email": ("email", "email_verified"),
+    SCOPE_ASSIGNMENTS: (*ASSIGNMENT_CLAIMS, "assignments"),
+    SCOPE_AUTHN: AUTHN_CLAIMS,
+}
+# Claims a scope sends to the ID token as well as UserInfo: the personal number (essential
+# there per the Swedish profile), the chosen role and unit (what care systems act on), and
+# authentication information (the profile: SHOULD be in the ID token).
+SCOPE_ID_TOKEN = {PIN, COORDINATION, *ASSIGNMENT_CLAIMS, *AUTHN_CLAIMS}
 PROTOCOL_CLAIMS = {"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
                    "at_hash", "azp", "jti"}
 _HSA = re.compile(r"^SE\d{10}-[A-Za-z0-9]+$")
+
+
+def covered_claims(scopes: Iterable[str]) -> set[str]:
+    """Every claim the given scopes cover (for a client: what it may ever receive)."""
+    out: set[str] = set()
+    for scope in scopes:
+        out.update(SCOPE_CLAIMS.get(scope, ()))
+    return out
 
 
 class ClaimsRequestError(ValueError):
@@ -76,6 +98,20 @@ def parse_claims_request(raw: str | dict | None) -> dict[str, dict[str, Any]]:
         if not isinstance(part, dict) or not all(v is None or isinstance(v, dict) for v in part.values()):
             raise ClaimsRequestError(f"claims.{member} must map claim names to null or an object")
         out[member] = part
+    return out
+
+
+def narrow_claims_request(requested: dict[str, dict[str, Any]],
+                          allowed_scopes: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The `claims` request within what the client's registered scopes cover: a claim
+    outside them is never released, essential or not (OIDC Core 5.5.1: the OP may
+    decline). Protocol claims (`acr`, `sub`, `auth_time` ...) are not scope-bound."""
+    allowed = covered_claims(allowed_scopes) | PROTOCOL_CLAIMS
+    out: dict[str, dict[str, Any]] = {}
+    for member, claims in requested.items():
+        kept = {name: spec for name, spec in claims.items() if name in allowed}
+        if kept:
+            out[member] = kept
     return out
 
 
@@ -153,7 +189,7 @@ def assignment_claims(user: dict[str, Any], assignment: dict[str, Any] | None) -
 
 
 def person_claims(grant: dict[str, Any]) -> dict[str, Any]:
-    """Every identity claim we could release for this login (released only on request)."""
+    """Every claim we could release for this login (released only on request)."""
     user, identity = grant.get("user") or {}, grant.get("identity") or {}
     out: dict[str, Any] = {}
     pin = identity.get("personal_identity_number") or user.get("personal_identity_number")
@@ -170,7 +206,10 @@ def person_claims(grant: dict[str, Any]) -> dict[str, Any]:
         out["name"] = name
     if user.get("email"):
         out["email"] = user["email"]
+        # Only the authorization source can vouch for an address (OIDC Core 5.1).
+        out["email_verified"] = user.get("email_verified") is True
     out.update(identity.get("claims") or {})
+    out.update(assignment_claims(user, grant.get("assignment")))
     if grant.get("assignments") is not None:
         out["assignments"] = grant["assignments"]
     return out
@@ -188,7 +227,9 @@ def release(grant: dict[str, Any], destination: str) -> dict[str, Any]:
                 wanted.add(claim)
     wanted |= set(requested.get(destination, {}))
     out = {c: available[c] for c in wanted if c in available and c not in PROTOCOL_CLAIMS}
-    out.update(assignment_claims(grant.get("user") or {}, grant.get("assignment")))
+    # User-record values go out only under the name the client's registered `claims`
+    # mapping gives them (an agreed policy, set by the operator): `apply_mapping` decides.
+    out.update({k: v for k, v in available.items() if k.startswith(USER_VALUE)})
     return out
 
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..context import Broker
-from .claims import ASSIGNMENT_CLAIMS, COORDINATION, PIN, SCOPE_CLAIMS
+from .claims import ASSIGNMENT_CLAIMS, AUTHN_CLAIMS, COORDINATION, PIN, SCOPE_CLAIMS
 
 JWKS_MAX_AGE = 300
 
@@ -24,9 +24,8 @@ def metadata(broker: Broker) -> dict:
         if s not in scopes:
             scopes.append(s)
     claims = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
-              "name", "given_name", "family_name", "email", PIN, COORDINATION,
-              "https://id.oidc.se/claim/deviceIp", "https://id.oidc.se/claim/userCertificate",
-              "assignments", *ASSIGNMENT_CLAIMS]
+              "name", "given_name", "family_name", "email", "email_verified", PIN, COORDINATION,
+              *AUTHN_CLAIMS, "assignments", *ASSIGNMENT_CLAIMS]
     meta = {
         "issuer": iss,
         "authorization_endpoint": iss + "/authorize",

@@ -34,7 +34,8 @@ from ..security import BROWSER_COOKIE, browser_digest, browser_id
 from ..session import SSO_COOKIE
 from ..store import StoreError
 from ..web.prefs import PreferenceCookie, assignment_digest
-from .claims import parse_claims_request, release, subject_for, unmet_essential
+from .assurance import AcrRequirement, acr_requirement
+from .claims import SCOPE_ASSIGNMENTS, parse_claims_request, release, subject_for, unmet_essential
 from .logout import deliver_soon, end_session
 from .responses import error_to_client, location_params, to_client
 from .server import BrokerRequest, GrantUser, TokenExchange
@@ -104,6 +105,15 @@ class Flow:
         )
         log.info("upstream login by %s for %s (%s)", identity.method, txn.client_id,
                  mask_personal_number(identity.personal_identity_number) or identity.hsa_id)
+        if not self._acr_requirement(txn).met_by(identity.acr):
+            # The login reached a lower level than the request demands (a reserve card
+            # when LoA 3 is required): a failed authentication, OIDC Core 5.5.1.1.
+            self.broker.audit.event("login", client=txn.client_id, method=identity.method,
+                                    acr=identity.acr, outcome="acr_unmet", txn=txn.id)
+            self.broker.metrics.login(identity.method, "failed")
+            await self.broker.transactions.end(txn)
+            return self._error(request, txn, "unmet_authentication_requirements",
+                               "the login did not reach the authentication level asked for")
         txn.identity = record
         txn.from_session = False
         return await self._authorize(request, txn, None)
@@ -130,8 +140,8 @@ class Flow:
         digest = browser_digest(value)
         try:
             if txn.browser is None:
-                txn.browser = digest  # the first browser to open the login owns it
-                await broker.transactions.save(txn)
+                # The first browser to open the login owns it, for the full login time.
+                await broker.transactions.bind(txn, digest)
                 broker.metrics.active_logins.started(txn.id, txn.expires)
             elif txn.browser != digest:
                 raise FlowError("error_wrong_browser", 403)
@@ -220,23 +230,18 @@ class Flow:
 
     # -- steps ---------------------------------------------------------------------------
     def _methods(self, txn: LoginTransaction) -> list[str]:
-        """Connectors that can serve this request: the RP's authnProvider choice and
-        essential acr narrow the list."""
+        """Connectors that can serve this request: the RP's authnProvider choice and the
+        acr it demands narrow the list."""
         names = list(self.broker.connectors)
         asked = txn.params.get("https://id.oidc.se/param/authnProvider") or txn.params.get("authnProvider")
         if asked:
             names = [n for n in names if asked in (n, f"urn:broker:method:{n}")]
-        acr_values = txn.params.get("acr_values", "").split()
-        if acr_values:
-            preferred = [n for n in names if set(self.broker.connectors[n].acr_values) & set(acr_values)]
-            names = preferred or names
-        claims = parse_claims_request(txn.params.get("claims"))
-        acr = claims.get("id_token", {}).get("acr")
-        if isinstance(acr, dict) and acr.get("essential"):
-            wanted = set(acr.get("values") or ([acr["value"]] if "value" in acr else []))
-            if wanted:
-                names = [n for n in names if set(self.broker.connectors[n].acr_values) & wanted]
-        return names
+        required = self._acr_requirement(txn)
+        return [n for n in names if required.reachable_with(self.broker.connectors[n].acr_values)]
+
+    def _acr_requirement(self, txn: LoginTransaction) -> AcrRequirement:
+        client = self.broker.clients.get(txn.client_id)
+        return acr_requirement(txn.params, client.settings.default_acr_values if client else ())
 
     async def _start(self, request: Request, txn: LoginTransaction, method: str) -> Response:
         txn.method = method
@@ -252,23 +257,19 @@ class Flow:
             # max_age=0 means "authenticate now" (as prompt=login), even within the second.
             if max_age == 0 or time.time() - session.auth_time > max_age:
                 return False
-        method = session.identity.get("method")
-        if method not in self._methods(txn):
+        if session.identity.get("method") not in self._methods(txn):
             return False
-        hint = txn.params.get("id_token_hint")
-        if hint:
-            # The RP names who it expects; another person's session must not answer.
-            try:
-                claims = self.broker.signer.verify(hint, check_exp=False)
-            except ValueError:
-                return False
-            aud = claims.get("aud")
-            client = self.broker.clients.get(aud if isinstance(aud, str) else
-                                             (aud[0] if isinstance(aud, list) and aud else None))
-            expected = subject_for(session.user["id"], client.settings, self.broker.settings.pairwise_salt) if client else None
-            if claims.get("sub") != expected:
-                return False
-        return True
+        if not self._acr_requirement(txn).met_by(session.identity.get("acr")):
+            return False  # the session's login reached another level: log in afresh
+        # The RP names who it expects: another person's session must not answer.
+        return txn.subject is None or txn.subject == self._subject(txn, session.user["id"])
+
+    def _subject(self, txn: LoginTransaction, user_id: str) -> str | None:
+        """The `sub` this transaction's client knows the user by."""
+        client = self.broker.clients.get(txn.client_id)
+        if client is None:
+            return None
+        return subject_for(user_id, client.settings, self.broker.settings.pairwise_salt)
 
     async def _authorize(self, request: Request, txn: LoginTransaction, session: Any) -> Response:
         """Identity known: ask the authorization source, then pick or ask for an assignment."""
@@ -287,6 +288,14 @@ class Flow:
                 return self._error(request, txn, "temporarily_unavailable",
                                    "the authorization source is unavailable; retry")
             raise FlowError("error_unavailable", 503) from None
+        if txn.subject is not None and (user is None or self._subject(txn, user.id) != txn.subject):
+            # OIDC Core 3.1.2.2 / 5.5.1: never a token for another person than the one named.
+            broker.audit.event("login", client=txn.client_id, user=user.id if user else None,
+                               method=identity.method, outcome="subject_mismatch", txn=txn.id)
+            broker.metrics.login(identity.method, "failed")
+            await broker.transactions.end(txn)
+            return self._error(request, txn, "login_required",
+                               "the person who logged in is not the one the request names")
         choices: list[Assignment] = user.valid_assignments(txn.client_id, date.today()) if user else []
         txn.user = user.to_record() if user else {"id": None, "given_name": identity.given_name,
                                                    "family_name": identity.family_name}
@@ -398,7 +407,7 @@ class Flow:
             user=txn.user,
             identity={k: v for k, v in txn.identity.items() if k != "evidence"},
             assignment=txn.assignment,
-            assignments=txn.choices if "assignments" in scope.split() else None,
+            assignments=txn.choices if self._wants_assignment_list(txn) else None,
             auth_time=session.auth_time,
             acr=txn.identity.get("acr"),
             amr=txn.identity.get("amr"),
@@ -438,7 +447,7 @@ class Flow:
             return []
         scope = txn.params.get("scope", "")
         draft = {"user": txn.user, "identity": txn.identity, "assignment": txn.assignment,
-                 "assignments": txn.choices if "assignments" in scope.split() else None,
+                 "assignments": txn.choices if self._wants_assignment_list(txn) else None,
                  "scope": scope, "claims_request": requested}
         missing: list[str] = []
         for destination in ("id_token", "userinfo"):
@@ -446,6 +455,15 @@ class Flow:
                 if name not in missing:
                     missing.append(name)
         return missing
+
+    @staticmethod
+    def _wants_assignment_list(txn: LoginTransaction) -> bool:
+        """The list of all the user's assignments goes into the grant only when asked for
+        (scope `assignments`, or by name in `claims`): it can be long."""
+        if SCOPE_ASSIGNMENTS in txn.params.get("scope", "").split():
+            return True
+        requested = parse_claims_request(txn.params.get("claims"))
+        return any("assignments" in member for member in requested.values())
 
     async def _restart(self, request: Request, txn: LoginTransaction) -> Response:
         """The SSO session this login relied on is gone: log in again (or, for

@@ -16,6 +16,7 @@ gets the same response the first rotation produced.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -23,9 +24,15 @@ from typing import Any
 
 import orjson
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Payload, OAuth2Request, grants
-from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    OAuth2Error,
+)
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc9101.errors import InvalidRequestObjectError
 from authlib.oidc.core import OpenIDJWTAuthenticationRequest
 from authlib.oidc.core.grants import OpenIDCode, OpenIDToken
 from joserfc import jws
@@ -315,23 +322,36 @@ class RefreshGrant(grants.RefreshTokenGrant):
 
 
 class S256Only(CodeChallenge):
-    """PKCE is required for every client, and only S256 (the Swedish profile refuses plain)."""
+    """PKCE per client, S256 only (the Swedish profile refuses plain; so does RFC 9700).
+
+    Required by default and always for public clients; a confidential client registered
+    with `pkce: optional` may leave it out (it relies on `nonce`, OIDC Core 3.1.2.1), but
+    a challenge it does send is checked like any other. Discovery is the same for all."""
 
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
 
+    @staticmethod
+    def required_for(client: Client) -> bool:
+        settings = client.settings
+        return settings.pkce != "optional" or not settings.confidential
+
     def validate_code_challenge(self, grant, redirect_uri):  # type: ignore[no-untyped-def]
         data = grant.request.payload.data
-        if not data.get("code_challenge"):
-            raise InvalidRequestError("PKCE is required: send code_challenge with method S256",
-                                      redirect_uri=redirect_uri)
+        if not data.get("code_challenge") and not data.get("code_challenge_method"):
+            if self.required_for(grant.request.client):
+                raise InvalidRequestError("PKCE is required: send code_challenge with method S256",
+                                          redirect_uri=redirect_uri)
+            return None
         if data.get("code_challenge_method") != "S256":
             raise InvalidRequestError("code_challenge_method must be S256 (plain is refused)",
                                       redirect_uri=redirect_uri)
         return super().validate_code_challenge(grant, redirect_uri)
 
     def validate_code_verifier(self, grant, result):  # type: ignore[no-untyped-def]
-        if not grant.request.form.get("code_verifier"):
+        # A code issued without a challenge (pkce: optional) needs no verifier, and Authlib
+        # refuses one then (RFC 9700 4.8); a required client's code always has a challenge.
+        if self.required_for(grant.request.client) and not grant.request.form.get("code_verifier"):
             raise InvalidRequestError("Missing 'code_verifier'")
         return super().validate_code_verifier(grant, result)
 
@@ -445,9 +465,23 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
 
 class RequestObjects(OpenIDJWTAuthenticationRequest):
-    """Request objects by value, signed with the client's registered keys. The Swedish
-    profile requires `iss` = client_id and accepts `aud` = issuer or the authorization
-    endpoint."""
+    """Request objects by value (RFC 9101, OIDC Core 6.1), signed with the client's
+    registered keys. The Swedish profile requires `iss` = client_id and accepts `aud` =
+    issuer or the authorization endpoint.
+
+    The object's parameters are used; one given outside as well must have the same value
+    (a differing one is refused, never silently overridden), and one given only outside
+    is kept (OIDC Core 6.1: e.g. a per-request `state` next to a pre-signed object). So a
+    JAR-only request (`client_id` + `request`) works. One exception: the outer `scope` may
+    be narrower than the object's, since OIDC Core 6.1 has it always sent outside as the
+    `openid` marker (`scope=openid` outside, the real scope inside); the object's wins.
+    Inside, `max_age` is a JSON number and `claims` a JSON object; they are carried on as
+    the strings the query form uses. Every error carries the object's `state` when the
+    outer request has none."""
+
+    # Members of the object that are about the JWT, not authorization parameters.
+    JWT_CLAIMS = frozenset({"iss", "aud", "exp", "iat", "nbf", "jti", "sub"})
+    RESPONSE_TYPE = re.compile(r"^[A-Za-z0-9_]+( [A-Za-z0-9_]+)*$")  # RFC 6749 A.3
 
     def __init__(self, provider: Provider) -> None:
         super().__init__(support_request=True, support_request_uri=False)
@@ -473,27 +507,86 @@ class RequestObjects(OpenIDJWTAuthenticationRequest):
 
     def parse_authorization_request(self, authorization_server, request):  # type: ignore[no-untyped-def]
         outer = dict(request.payload.data)
-        super().parse_authorization_request(authorization_server, request)
-        if request.payload.data is not outer and "request" in outer:
-            inner = request.payload.data
-            if inner.get("iss") != outer.get("client_id"):
-                raise InvalidRequestError("the request object's iss must be the client_id",
-                                          state=outer.get("state"))
-            # OIDC Core 6.1: response_type and client_id in the request object must match.
-            if "response_type" in inner and inner["response_type"] != outer.get("response_type"):
-                raise InvalidRequestError("response_type differs from the request object",
-                                          state=outer.get("state"))
-            request.payload = _Payload(ImmutableMultiDict(
-                {k: v for k, v in inner.items() if isinstance(v, str) or k == "claims"}
-                | ({"claims": _json(inner["claims"])} if isinstance(inner.get("claims"), dict) else {})
-                | {"response_type": outer.get("response_type", inner.get("response_type", ""))}
-            ))
+        if "request" not in outer:
+            return super().parse_authorization_request(authorization_server, request)
+        try:
+            super().parse_authorization_request(authorization_server, request)
+        except OAuth2Error as exc:
+            if not exc.state:
+                exc.state = outer.get("state") or self._unverified_state(outer["request"])
+            raise
+        inner = request.payload.data
+        state = inner.get("state") if isinstance(inner.get("state"), str) else outer.get("state")
+        if inner.get("iss") != outer.get("client_id"):
+            raise InvalidRequestError("the request object's iss must be the client_id", state=state)
+        merged = {k: v for k, v in outer.items() if k != "request"}
+        for name, value in inner.items():
+            if name in self.JWT_CLAIMS:
+                continue
+            text = self._text(value)
+            if text is None:
+                raise InvalidRequestObjectError(
+                    description=f"{self._named(name)} in the request object must be a string"
+                    + (", a number" if name == "max_age" else "") + " or a JSON object",
+                    state=state)
+            if name in outer and not self._same(name, outer[name], value, text):
+                raise InvalidRequestError(
+                    f"{self._named(name)} differs between the request and the request object",
+                    state=state)
+            if name == "response_type" and not self.RESPONSE_TYPE.match(text):
+                # Authlib echoes it into its own error, which must be plain ASCII.
+                raise InvalidRequestObjectError(description="response_type must be code",
+                                                state=state)
+            merged[name] = text
+        request.payload = _Payload(ImmutableMultiDict(merged))
 
+    @staticmethod
+    def _text(value: Any) -> str | None:
+        """A member of the object as the string its query-parameter form would be."""
+        import json
 
-def _json(value: Any) -> str:
-    import json
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, dict):
+            return json.dumps(value, separators=(",", ":"))
+        return None
 
-    return json.dumps(value, separators=(",", ":"))
+    @staticmethod
+    def _same(name: str, outer: str, inner: Any, inner_text: str) -> bool:
+        import json
+
+        if name == "scope":
+            return set(outer.split()) <= set(inner_text.split())
+        if isinstance(inner, dict):
+            try:
+                return json.loads(outer) == inner
+            except ValueError:
+                return False
+        return outer == inner_text
+
+    @staticmethod
+    def _unverified_state(raw: str) -> str | None:
+        """`state` from an object that failed verification, only to echo it with the error
+        to the registered redirect URI (the client could as well have sent it outside)."""
+        import json
+
+        from joserfc import jws
+
+        try:
+            payload = json.loads(jws.extract_compact(raw.encode()).payload)
+        except Exception:  # any malformed object: no state to echo
+            return None
+        state = payload.get("state") if isinstance(payload, dict) else None
+        return state if isinstance(state, str) and len(state) <= 4096 else None
+
+    @staticmethod
+    def _named(name: str) -> str:
+        """A member name fit for an error description (RFC 6749 5.2 characters only)."""
+        from .echo import parameter_names
+
+        return parameter_names([name])
 
 
 # -- the server ---------------------------------------------------------------------------

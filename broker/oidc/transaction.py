@@ -1,17 +1,23 @@
 """The login transaction: one validated authorization request on its way to a code.
 
-It lives in the store (10 min by default) so any replica can continue it, and it belongs
-to the browser that first opened it: every later step checks the browser binding.
+It lives in the store so any replica can continue it, and it belongs to the browser that
+first opened it: every later step checks the browser binding. Until a browser binds it,
+it is what an unauthenticated request may make us keep, so it is small (the endpoint caps
+the parameters it holds) and short-lived (`UNBOUND_TTL`: the browser follows the 303 at
+once); binding gives it the full `login.transaction_ttl`.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..ids import new_id
 from ..store import Store
+
+UNBOUND_TTL = 120
 
 
 @dataclass
@@ -30,6 +36,9 @@ class LoginTransaction:
     assignment: dict[str, Any] | None = None
     from_session: bool = False
     upstream: dict[str, Any] = field(default_factory=dict)
+    # The `sub` the request names (id_token_hint, or a `sub` value in `claims`), as this
+    # client knows it: only that person's session or login may answer (OIDC Core 3.1.2.2).
+    subject: str | None = None
 
     @property
     def prompts(self) -> set[str]:
@@ -38,23 +47,36 @@ class LoginTransaction:
     def to_record(self) -> dict[str, Any]:
         # Shallow: the fields already hold plain JSON values, and the store serialises
         # (Redis) or copies (memory) at once; asdict's deep copy of the user's assignments
-        # was a fifth of a login's CPU.
-        return dict(vars(self))
+        # was a fifth of a login's CPU. No `subject` key when there is none, so a replica
+        # of the previous version can still read the record during a rolling upgrade.
+        record = dict(vars(self))
+        if record["subject"] is None:
+            del record["subject"]
+        return record
 
 
 class Transactions:
-    def __init__(self, store: Store, ttl: int) -> None:
+    def __init__(self, store: Store, ttl: int, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.ttl = ttl
+        self.clock = clock
 
-    async def create(self, client_id: str, params: dict[str, str]) -> LoginTransaction:
-        now = int(time.time())
+    async def create(self, client_id: str, params: dict[str, str],
+                     subject: str | None = None) -> LoginTransaction:
+        now = int(self.clock())
+        ttl = min(UNBOUND_TTL, self.ttl)
         txn = LoginTransaction(
             id=new_id(18), client_id=client_id, params=params, created=now,
-            expires=now + self.ttl, csrf=new_id(18),
+            expires=now + ttl, csrf=new_id(18), subject=subject,
         )
-        await self.store.put(f"txn:{txn.id}", txn.to_record(), self.ttl)
+        await self.store.put(f"txn:{txn.id}", txn.to_record(), ttl)
         return txn
+
+    async def bind(self, txn: LoginTransaction, browser: str) -> None:
+        """The first browser to open the login owns it, for the full transaction time."""
+        txn.browser = browser
+        txn.expires = int(self.clock()) + self.ttl
+        await self.save(txn)
 
     async def get(self, txn_id: str) -> LoginTransaction | None:
         if not (8 <= len(txn_id) <= 64):
@@ -63,7 +85,7 @@ class Transactions:
         return LoginTransaction(**record) if record else None
 
     async def save(self, txn: LoginTransaction) -> None:
-        left = txn.expires - int(time.time())
+        left = txn.expires - int(self.clock())
         if left > 0:
             await self.store.put(f"txn:{txn.id}", txn.to_record(), left)
 

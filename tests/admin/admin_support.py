@@ -73,10 +73,11 @@ def admin_config(issuer: str, redis: str, tmp: Path, db_url: str, smtp_port: int
         "audit": {"target": str(tmp / "audit.log")},
         "clients": [
             {"client_id": "lifecare", "client_name": "Lifecare", "client_secret": "l" * 32,
-             "redirect_uris": [LIFECARE_REDIRECT],
+             "redirect_uris": [LIFECARE_REDIRECT], "scopes": ["openid", "assignments"],
              "claims": {"user.accounts.lifecare": "preferred_username"}},
             {"client_id": "mcss", "client_name": "MCSS", "client_secret": "m" * 32,
-             "redirect_uris": [MCSS_REDIRECT], "claims": {"user.email": "email"}},
+             "redirect_uris": [MCSS_REDIRECT], "scopes": ["openid", "assignments"],
+             "claims": {"user.email": "email"}},
         ],
         "connectors": {"bankid": {"environment": "simulator",
                                   "simulator": {"start_timeout": 60, "order_timeout": 170}}},

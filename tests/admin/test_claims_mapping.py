@@ -22,8 +22,9 @@ def claims_for(mapping, scope="openid", flat=False, user=USER):
 
 
 def test_lifecare_gets_its_user_name_and_mcss_the_work_email() -> None:
-    lifecare = claims_for({"user.accounts.lifecare": "preferred_username"})
-    mcss = claims_for({"user.email": "email", "user.title": "title"})
+    # The role claims come with the scope `assignments`; the mapped user values with or without.
+    lifecare = claims_for({"user.accounts.lifecare": "preferred_username"}, "openid assignments")
+    mcss = claims_for({"user.email": "email", "user.title": "title"}, "openid assignments")
     for dest in ("id_token", "userinfo"):
         assert lifecare[dest]["preferred_username"] == "anna.a"
         assert "email" not in lifecare[dest] and "title" not in lifecare[dest]
@@ -52,7 +53,7 @@ def test_a_person_without_the_account_gets_no_claim() -> None:
 
 def test_renames_and_drops_still_work_beside_user_values() -> None:
     released = claims_for({"commissionName": "role", "healthCareUnitName": None,
-                           "user.accounts.mcss": "mcss_user"})["id_token"]
+                           "user.accounts.mcss": "mcss_user"}, "openid assignments")["id_token"]
     assert released["role"] == "Undersköterska" and "commissionName" not in released
     assert "healthCareUnitName" not in released and released["mcss_user"] == "ANAN01"
 

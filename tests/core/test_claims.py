@@ -12,7 +12,7 @@ def bearer(rp: FakeRP, token: str):
 
 
 def test_essential_claim_that_cannot_be_delivered_fails_the_login(broker_server):
-    rp = broker_server.rp()
+    rp = broker_server.rp("rp-post")  # its registration covers `email`
     claims = {"userinfo": {"email": {"essential": True}}}
     with broker_server.browser() as browser:
         # Bertil has no e-mail address in the authorization source.
@@ -40,13 +40,16 @@ def test_claims_request_value_preselects_the_assignment(broker_server):
 def test_identity_claims_only_when_asked(broker_server):
     rp = broker_server.rp()
     with broker_server.browser() as browser:
-        tokens = rp.token(rp.login(browser, prompt="login")).json()
+        tokens = rp.token(rp.login(browser, scope="openid", prompt="login")).json()
     info = bearer(rp, tokens["access_token"]).json()
     claims = rp.verify(tokens["id_token"])
     for released in (info, claims):
         assert "https://id.oidc.se/claim/personalIdentityNumber" not in released
         assert "given_name" not in released and "assignments" not in released
-    assert claims["commissionName"] == "Sjukskoterska"  # the chosen role always goes in
+        assert "commissionName" not in released  # the role too: scope `assignments`
+    with broker_server.browser() as browser:
+        tokens = rp.token(rp.login(browser, scope="openid assignments", prompt="login")).json()
+    assert rp.verify(tokens["id_token"])["commissionName"] == "Sjukskoterska"
 
 
 def test_flat_claims_for_clients_that_need_strings(broker_server):

@@ -247,7 +247,8 @@ def siths_config(issuer: str, tmp: Path, store_url: str, siths: dict[str, Any]) 
         "clients": [{
             "client_id": SITHS_CLIENT, "client_name": "Lifecare", "client_secret": "s" * 32,
             "redirect_uris": [SITHS_REDIRECT],
-            "scopes": ["openid", "profile", "https://id.oidc.se/scope/naturalPersonNumber"],
+            "scopes": ["openid", "profile", "https://id.oidc.se/scope/naturalPersonNumber",
+                       "assignments"],
         }],
         "connectors": {"siths": siths},
     }

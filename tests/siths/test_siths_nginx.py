@@ -42,7 +42,7 @@ fresh_card.n = 0
 def test_hsa_id_card_logs_in_through_nginx(siths_stack, pki):
     rp = siths_stack.rp()
     with siths_stack.browser(pki.card("anna-hsa")) as browser:
-        done = siths_stack.login(browser, rp, scope="openid profile")
+        done = siths_stack.login(browser, rp, scope="openid profile assignments")
     code = rp.callback(done)["code"]
     tokens = rp.token(code)
     assert tokens.status_code == 200, tokens.text

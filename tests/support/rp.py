@@ -33,7 +33,7 @@ class FakeRP:
     def params(self, **extra) -> dict[str, str]:
         verifier, challenge = pkce()
         p = {"response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
-             "scope": "openid", "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
+             "scope": "openid assignments", "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
              "code_challenge": challenge, "code_challenge_method": "S256"}
         p.update({k: v for k, v in extra.items() if v is not None})
         for k in [k for k, v in extra.items() if v is None]:
