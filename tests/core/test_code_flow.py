@@ -211,7 +211,7 @@ def test_revocation_and_introspection(broker_server):
 def test_userinfo_plain_and_signed(broker_server):
     rp = broker_server.rp()
     with broker_server.browser() as browser:
-        tokens = rp.token(rp.login(browser, scope="openid profile https://id.oidc.se/scope/naturalPersonNumber")).json()
+        tokens = rp.token(rp.login(browser, scope="openid profile https://id.oidc.se/scope/naturalPersonNumber assignments")).json()
     for request in (
         lambda: rp.http.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}),
         lambda: rp.http.post("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]}),
@@ -230,7 +230,7 @@ def test_userinfo_plain_and_signed(broker_server):
 
     jrp = broker_server.rp("rp-jwt")
     with broker_server.browser() as browser:
-        jt = jrp.token(jrp.login(browser, scope="openid profile")).json()
+        jt = jrp.token(jrp.login(browser, scope="openid profile assignments")).json()
     resp = jrp.http.get("/userinfo", headers={"Authorization": "Bearer " + jt["access_token"]})
     assert resp.headers["content-type"] == "application/jwt"
     signed = jrp.verify(resp.text)

@@ -69,7 +69,8 @@ def example_broker_app(redis: str, tmp: Path, rp_base: str) -> tuple[ExampleBrok
              "token_endpoint_auth_method": "private_key_jwt",
              "jwks": {"keys": [key.as_dict(private=False)]},
              "redirect_uris": [f"{rp_base}/callback"],
-             "scopes": ["openid", "profile", "https://id.oidc.se/scope/naturalPersonNumber"]},
+             "scopes": ["openid", "profile", "https://id.oidc.se/scope/naturalPersonNumber",
+                        "assignments"]},
         ],
         "connectors": {"bankid": {"environment": "simulator", "simulator": {
             "auto_approve": ANNA, "auto_approve_delay": 0.5}}},

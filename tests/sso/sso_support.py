@@ -113,7 +113,7 @@ class RelyingParty:
         state, nonce = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
         self.pending[state] = {"verifier": verifier, "nonce": nonce}
         params = {"response_type": "code", "client_id": self.client_id,
-                  "redirect_uri": self.redirect_uri, "scope": "openid profile",
+                  "redirect_uri": self.redirect_uri, "scope": "openid profile assignments",
                   "state": state, "nonce": nonce, "code_challenge": challenge,
                   "code_challenge_method": "S256", **dict(request.query_params)}
         if params.get("id_token_hint") == "last":
