@@ -64,8 +64,10 @@ def redis_cluster(node_timeout_ms: int = 2000, extra: tuple[str, ...] = ()) -> I
         if shutil.which(binary) is None:
             raise RuntimeError(f"{binary} is not installed (bash .ci/setup installs it)")
     workdir = Path(tempfile.mkdtemp(prefix="broker-cluster-"))
-    ports = [free_port() for _ in range(6)]
-    buses = [free_port() for _ in range(6)]  # the cluster bus (port + 10000 may not exist)
+    chosen: set[int] = set()
+    while len(chosen) < 12:  # six nodes, each with a cluster bus port (port + 10000 may not exist)
+        chosen.add(free_port())
+    ports, buses = sorted(chosen)[:6], sorted(chosen)[6:]
     cluster = RedisClusterSet(ports, workdir)
     try:
         for port, bus in zip(ports, buses, strict=True):
