@@ -127,3 +127,24 @@ def test_a_rotated_refresh_token_is_not_active(jwt_broker):
     assert rp.endpoint("/introspect", token=rotated["refresh_token"]).json()["active"] is True
     # The access token of the first generation lives out its own lifetime.
     assert rp.endpoint("/introspect", token=tokens["access_token"]).json()["active"] is True
+
+
+def test_introspection_answers_in_full_for_access_and_refresh_tokens(jwt_broker):
+    """RFC 7662 2.2 as the broker fills it: the same facts the token itself stands for."""
+    b = jwt_broker
+    basic = b.rp()
+    with b.browser() as browser:
+        tokens = basic.token(basic.login(browser, scope="openid profile")).json()
+    claims = basic.verify(tokens["id_token"])
+    access = basic.endpoint("/introspect", token=tokens["access_token"]).json()
+    assert access == {
+        "active": True, "client_id": "rp-basic", "token_type": "Bearer",
+        "scope": "openid profile", "sub": claims["sub"], "iss": b.issuer, "aud": "rp-basic",
+        "iat": access["iat"], "exp": access["iat"] + tokens["expires_in"],
+        "auth_time": claims["auth_time"], "sid": claims["sid"]}
+    assert abs(access["iat"] - claims["iat"]) <= 1
+    refresh_info = basic.endpoint("/introspect", token=tokens["refresh_token"],
+                                  token_type_hint="refresh_token").json()
+    assert refresh_info["token_type"] == "refresh_token" and refresh_info["active"] is True
+    assert refresh_info["exp"] - refresh_info["iat"] == 8 * 3600  # the family's whole life
+    assert refresh_info["scope"] == "openid profile" and refresh_info["sid"] == claims["sid"]

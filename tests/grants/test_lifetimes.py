@@ -84,3 +84,29 @@ def test_a_revocation_is_remembered_as_long_as_its_family_and_says_why(redis, tm
         assert 7 * 3600 - 120 <= raw.ttl(key) <= 7 * 3600 - 60  # as long as the family
         state = f"{b.broker.settings.store.prefix}fam-state:{{{family}}}"
         assert 7 * 3600 - 60 <= raw.ttl(state) <= 7 * 3600  # rotation set it to what was left
+
+
+def test_a_reuse_revokes_the_grant_not_the_person_s_session_and_the_audit_says_why(
+        store_url, tmp_path, clock):
+    """Theft of one RP's refresh token ends that grant (RFC 9700 4.14.2); the person's SSO
+    session is not ended for it. A withdrawal does end it. The audit log says which grant
+    ended and why."""
+    with running_broker(store_url, tmp_path, clock=clock) as b:
+        rp = b.rp()
+        with b.browser() as browser:
+            tokens = rp.token(rp.login(browser)).json()
+            refresh(rp, tokens["refresh_token"])
+            clock.advance(60)
+            assert refresh(rp, tokens["refresh_token"]).json()["error"] == "invalid_grant"
+            again = rp.callback(rp.authorize(browser, prompt="none"))
+            assert "code" in again  # the session lives on
+            second = rp.token(again["code"]).json()
+            b.source.withdraw("u-anna")
+            assert refresh(rp, second["refresh_token"]).json()["error"] == "invalid_grant"
+            assert rp.callback(rp.authorize(browser, prompt="none"))["error"] == "login_required"
+        events = [json.loads(line) for line in
+                  (tmp_path / "audit.log").read_text().splitlines() if line.strip()]
+        revoked = [e for e in events if e.get("audit") == "grant_revoked"]
+        assert [e["reason"] for e in revoked] == ["refresh_reuse", "withdrawn"]
+        assert revoked[0]["family"] == tokens["refresh_token"].split(".")[0]
+        assert revoked[1]["family"] == second["refresh_token"].split(".")[0]
