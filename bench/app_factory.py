@@ -39,6 +39,8 @@ def broker_settings(issuer: str, redis_url: str, workdir: Path) -> dict:
         "keys": {"dir": str(workdir / "keys"), "generate": True},
         # Pre-minted codes must outlive the minting phase (default 60 s).
         "tokens": {"code_ttl": 600},
+        # One load generator on 127.0.0.1 is thousands of browsers.
+        "login": {"authorize_per_address_per_minute": 100_000},
         "audit": {"target": str(workdir / "audit.log")},
         "clients": [
             {"client_id": client_id, "client_name": f"Bench {alg}", "client_secret": CLIENT_SECRET,
