@@ -100,5 +100,9 @@ def test_sealing_codec_round_trip_rotation_and_tampering():
         pass
     else:
         raise AssertionError("a sealed value is bound to its field")
+    odd = {"login_hint": 'a"b\\c åäö \u2028', "note": '"login_hint":"not a field"'}
+    sealed_odd = SealingCodec([old]).encode(odd)
+    assert b"\xc3\xa5" not in sealed_odd  # the hint's å is sealed with it
+    assert SealingCodec([old]).decode(sealed_odd) == odd  # escapes and unicode survive
     plain = {"claims": {"x": 1}, "scope": "openid"}
     assert SealingCodec([old]).encode(plain) == b'{"claims":{"x":1},"scope":"openid"}'
