@@ -37,7 +37,7 @@ from .config import ConfigError, Settings, refuse_test_only
 from .connectors import Connector
 from .context import Broker
 from .grants import GrantStore, TokenMinter
-from .keys import KeyError_, KeyRing
+from .keys import KeyRing, KeyRingError
 from .logs import RequestContext, current_request_id
 from .metrics import Metrics, TimedSource
 from .oidc.authorize import AuthorizeEndpoint
@@ -47,9 +47,9 @@ from .oidc.discovery import DiscoveryEndpoints
 from .oidc.flow import Flow, FlowError
 from .oidc.logout import LogoutEndpoint
 from .oidc.server import Provider
+from .oidc.signer import Signer
 from .oidc.throttle import AddressLimit
-from .oidc.token import TokenEndpoints
-from .oidc.tokens import Signer
+from .oidc.token_endpoint import TokenEndpoints
 from .oidc.transaction import Transactions
 from .oidc.userinfo import UserInfoEndpoint
 from .security import (
@@ -108,7 +108,7 @@ def open_keyring(settings: Settings) -> KeyRing:
     keyring = KeyRing(directory, retention=signed_lifetime(settings))
     try:
         keyring.load()
-    except KeyError_ as exc:
+    except KeyRingError as exc:
         raise ConfigError(f"{settings.source}: keys.dir: {exc}") from None
     missing = keyring.missing()
     if missing:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .oidc.backchannel import Courier, Outbox
     from .oidc.clients import ClientRegistry
     from .oidc.server import Provider
-    from .oidc.tokens import Signer
+    from .oidc.signer import Signer
     from .oidc.transaction import Transactions
     from .security import Cookies, TrustedProxies
     from .session import Sessions

@@ -37,7 +37,7 @@ SECRET_FILE = "secret.key"
 SECRET_BYTES = 32
 
 
-class KeyError_(Exception):
+class KeyRingError(Exception):
     """A key directory that cannot be used; the message names the file."""
 
 
@@ -95,9 +95,9 @@ def _read_secrets(path: Path) -> list[bytes]:
         lines = [ln.strip() for ln in path.read_text(encoding="ascii").splitlines()]
         values = [base64.urlsafe_b64decode(ln + "=" * (-len(ln) % 4)) for ln in lines if ln]
     except (OSError, ValueError) as exc:
-        raise KeyError_(f"{path}: unusable shared secret ({exc})") from None
+        raise KeyRingError(f"{path}: unusable shared secret ({exc})") from None
     if not values or any(len(v) < SECRET_BYTES for v in values):
-        raise KeyError_(f"{path}: each line must be a base64url value of at least "
+        raise KeyRingError(f"{path}: each line must be a base64url value of at least "
                         f"{SECRET_BYTES} bytes")
     return values
 
@@ -142,7 +142,7 @@ class KeyRing:
                     if alg == "RS256" and key.raw_value.key_size < 2048:  # type: ignore[union-attr]
                         raise ValueError("RSA keys must have at least 2048 bits")
                 except (OSError, ValueError, TypeError) as exc:
-                    raise KeyError_(f"{path}: unusable signing key ({exc})") from None
+                    raise KeyRingError(f"{path}: unusable signing key ({exc})") from None
                 keys.append(
                     SigningKey(
                         alg=alg,
@@ -175,7 +175,7 @@ class KeyRing:
         for key in self.keys:
             if key.alg == alg and key.state == "active":
                 return key
-        raise KeyError_(f"no active {alg} signing key in {self.directory}")
+        raise KeyRingError(f"no active {alg} signing key in {self.directory}")
 
     def published(self, now: int | None = None) -> list[SigningKey]:
         now = int(now or time.time())

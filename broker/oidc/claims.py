@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..identifiers import is_coordination_number
-from ..ids import b64
+from ..secret_ids import b64
 
 OIDC_SE = "https://id.oidc.se/claim/"
 PIN = OIDC_SE + "personalIdentityNumber"

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..store import Store
     from .backchannel import Courier, Outbox
     from .clients import ClientRegistry
-    from .tokens import Signer
+    from .signer import Signer
 
 log = logging.getLogger(__name__)
 

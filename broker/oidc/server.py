@@ -52,7 +52,7 @@ from ..grants import (
 )
 from .claims import apply_mapping, release
 from .clients import Client, ClientRegistry
-from .tokens import Signer
+from .signer import Signer
 
 
 # -- requests -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..ids import new_id
+from ..secret_ids import new_id
 from ..store import Store
 
 UNBOUND_TTL = 120

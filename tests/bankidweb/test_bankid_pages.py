@@ -143,7 +143,7 @@ def test_a_replica_that_loses_the_collect_race_adopts_the_completion(bankid_brok
     import asyncio
 
     from broker.connectors.bankid import BankIDClient, BankIDOrders
-    from broker.connectors.bankid.flow import OrderState
+    from broker.connectors.bankid.orders import OrderState
     from broker.store import open_store
 
     bb = bankid_broker

@@ -16,7 +16,6 @@ from .errors import (
     UnknownBankIDError,
     UnsupportedMediaType,
 )
-from .flow import BankIDOrders, OrderState, PollResult, error_message, identity_from_completion
 from .messages import MESSAGES, UserMessage, message, user_message
 from .models import (
     AppContext,
@@ -28,6 +27,7 @@ from .models import (
     User,
     WebContext,
 )
+from .orders import BankIDOrders, OrderState, PollResult, error_message, identity_from_completion
 from .qr import qr_payload, qr_payload_at, qr_time, verify_qr_payload
 from .ratelimit import check_start_rate
 from .settings import BankIDSettings

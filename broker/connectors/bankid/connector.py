@@ -14,7 +14,7 @@ serve any poll; `/collect` runs at most every 2 s per order however many tabs po
 Every request on the transaction can move the login on: whichever one first sees the
 order complete (the page's poll, the app's return to `returnUrl`, a reload, a meta
 refresh without JavaScript) sends the browser to `finish`, and so does every later one,
-because the completion is kept in the order's record (see flow.py). The order survives
+because the completion is kept in the order's record (see orders.py). The order survives
 reloads and language switches; only Avbryt, leaving for another method, a new order or
 BankID's own expiry end it.
 
@@ -49,10 +49,10 @@ from ..base import LOA3, LoginFailure
 from .client import client_from_settings
 from .entry import EntryError, parse_personal_number
 from .errors import BankIDError, fault_kind
-from .flow import BankIDOrders, OrderState, PollResult, error_message, identity_from_completion
 from .launch import Browser, detect, launch_url, return_url
 from .messages import message as rfa_message
 from .models import COMPLETE, FAILED, PENDING, WebContext
+from .orders import BankIDOrders, OrderState, PollResult, error_message, identity_from_completion
 from .ratelimit import check_start_rate
 from .settings import BankIDSettings
 
