@@ -34,10 +34,11 @@ from .authz import (
     open_source,
 )
 from .config import ConfigError, Settings, refuse_test_only
-from .connectors import Connector
+from .connectors import Connector, ConnectorContext, ConnectorFactory
 from .context import Broker
 from .grants import GrantStore, TokenMinter
 from .keys import KeyRing, KeyRingError
+from .login_transaction import Transactions
 from .logs import RequestContext, current_request_id
 from .metrics import Metrics, TimedSource
 from .oidc.authorize import AuthorizeEndpoint
@@ -48,12 +49,12 @@ from .oidc.flow import Flow, FlowError
 from .oidc.logout import LogoutEndpoint
 from .oidc.server import Provider
 from .oidc.signer import Signer
-from .oidc.throttle import AddressLimit
 from .oidc.token_endpoint import TokenEndpoints
-from .oidc.transaction import Transactions
 from .oidc.userinfo import UserInfoEndpoint
+from .ratelimit import RateLimit
 from .security import (
     Cookies,
+    CsrfTokens,
     ForwardedHeaders,
     SecurityHeaders,
     TrustedProxies,
@@ -64,14 +65,13 @@ from .session import Sessions
 from .store import SealingCodec, Store, StoreError, open_store
 from .store.epoch import StoreEpoch
 from .store.instrumented import InstrumentedStore
+from .store.scoped import ScopedStore
 from .web.pages import HERE as WEB_DIR
 from .web.pages import Pages
 from .web.prefs import PreferenceCookie
 from .web.wayback import WayBackLinks
 
 log = logging.getLogger("broker")
-
-ConnectorFactory = Callable[[Broker, Flow], Connector]
 
 
 def signed_lifetime(settings: Settings) -> int:
@@ -124,19 +124,43 @@ def open_keyring(settings: Settings) -> KeyRing:
 
 def default_connectors(settings: Settings) -> dict[str, ConnectorFactory]:
     """Connectors named in the config. Only real upstreams can be named there."""
-    import importlib
-
     factories: dict[str, ConnectorFactory] = {}
-    for name in ("bankid", "siths"):
-        if getattr(settings.connectors, name) is None:
-            continue
-        try:
-            module = importlib.import_module(f"broker.connectors.{name}.connector")
-        except ModuleNotFoundError:
-            raise ConfigError(f"{settings.source}: connectors.{name}: the {name} login pages "
-                              "are not part of this version yet") from None
-        factories[name] = module.create
+    if settings.connectors.bankid is not None:
+        factories["bankid"] = bankid_connector()
+    if settings.connectors.siths is not None:
+        from .connectors.siths.connector import create as siths
+
+        factories["siths"] = siths
     return factories
+
+
+SIMULATOR_PATH = "/bankid-simulator"
+
+
+def bankid_connector(clock: Callable[[], float] | None = None) -> ConnectorFactory:
+    """The BankID connector as `connectors.bankid` describes it. With environment
+    `simulator` and no `base_url` the simulator runs in this process: the connector's
+    `BankIDClient` reaches its RP API through an in-process transport, exactly as it reaches
+    BankID over the network, and its app page is mounted at /bankid-simulator. This (with
+    the demo and the CLI) is the only place that imports `broker.simulators`.
+
+    `clock` (tests): one clock for the connector and the simulator."""
+    from .connectors.bankid import connector as bankid
+
+    def build(ctx: ConnectorContext) -> Connector:
+        settings = ctx.settings.connectors.bankid
+        if settings is None or settings.environment != "simulator" or settings.base_url:
+            return bankid.create(ctx, clock=clock)
+        from .simulators.bankid import create_simulator_app
+        from .simulators.bankid_settings import from_config
+
+        sim = create_simulator_app(from_config(settings.simulator, ctx.settings.source),
+                                   clock=clock)
+        ctx.mount(SIMULATOR_PATH, sim)
+        return bankid.create(ctx, transport=httpx.ASGITransport(app=sim),
+                             launch_base=f"{SIMULATOR_PATH}/app", clock=clock)
+
+    return build
 
 
 def open_audit(settings: Settings) -> AuditLog:
@@ -204,6 +228,10 @@ def create_app(
     source = source or open_authorization(settings, metrics.authorization_status)
     audit = open_audit(settings)
     outbox = Outbox(store, clients, settings.backchannel, clock)
+    # From the keys directory, like every secret replicas share: a value kept in the store
+    # would be made anew when Redis loses its data, and pages served by one replica would
+    # then fail their CSRF check on another.
+    csrf = CsrfTokens(keyring.derived_keys("csrf")[0])
     cookies = Cookies(settings.secure_cookies)
     prefs = PreferenceCookie(cookies)
     broker = Broker(
@@ -215,7 +243,7 @@ def create_app(
         provider=Provider(settings, clients, signer, minter),
         grants=GrantStore(store, minter, clock, remember,
                           lambda token: signer.verify(token, check_exp=False)),
-        transactions=Transactions(store, settings.login.transaction_ttl, clock),
+        transactions=Transactions(store, settings.login.transaction_ttl, csrf, clock),
         sessions=Sessions(store, settings.session.idle_timeout, settings.session.absolute_timeout,
                           remember=remember, clock=clock),
         pages=Pages(cookies=cookies, way_back=WayBackLinks(clients, prefs)),
@@ -228,18 +256,17 @@ def create_app(
         courier=Courier(outbox, http, logout_token_maker(settings, signer), audit, metrics),
         metrics=metrics,
         clock=clock,
-        # From the keys directory, like every secret replicas share: a value kept in the
-        # store would be made anew when Redis loses its data, and pages served by one
-        # replica would then fail their CSRF check on another.
-        csrf_secret=keyring.derived_keys("csrf")[0],
+        csrf=csrf,
     )
-    flow = Flow(broker, prefs)
+    flow = Flow(broker, prefs, keyring.derived_keys("browser pseudonym")[0])
     factories = default_connectors(settings) if connectors is None else connectors
     for name, factory in factories.items():
-        broker.connectors[name] = factory(broker, flow)
+        broker.connectors[name] = factory(ConnectorContext(
+            settings=settings, flow=flow, records=ScopedStore(store, name), pages=broker.pages,
+            audit=audit, metrics=metrics, proxies=broker.proxies, http=http,
+            mount=broker.extra_mounts.__setitem__))
     _check_default_acr(settings, broker.acr_values())
-    authorize_limit = AddressLimit(store, settings.login.authorize_per_address_per_minute,
-                                   clock=clock)
+    authorize_limit = RateLimit(store, "authorize", clock=clock)
 
     routes: list[BaseRoute] = []
     for part in (DiscoveryEndpoints(broker), AuthorizeEndpoint(broker, authorize_limit), flow,
@@ -310,12 +337,10 @@ def _admin_app(broker: Broker, source: AuthorizationSource, client: Any,
     from .admin.service import AdminService
     from .admin.web import AdminPages
     from .mail import Mailer
-    from .web.messages import add_messages
 
     settings = broker.settings
     assert settings.admin is not None
-    add_messages(ADMIN_MESSAGES)
-    broker.pages.add_template_dir(Path(__file__).parent / "admin" / "templates")
+    broker.pages.add(texts=ADMIN_MESSAGES, templates=Path(__file__).parent / "admin" / "templates")
     from .authz.file import FileSource
     from .authz.sql import SqlSource
 

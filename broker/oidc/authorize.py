@@ -7,7 +7,7 @@ redirect URI that is not registered gets an error page and is never redirected t
 
 A request object's parameters count as if given outside (`RequestObjects` merges them),
 so the redirect URI and `state` may come from inside it. The request is unauthenticated,
-so what it may cost is bounded: requests per client address (`AddressLimit`), the size of
+so what it may cost is bounded: requests per client address (`RateLimit`), the size of
 the parameters and request object, and what the transaction keeps (`MAX_KEPT`).
 """
 
@@ -27,12 +27,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ..context import Broker
+from ..ratelimit import RateLimit, address_bucket
 from .assurance import acr_requirement
 from .claims import ClaimsRequestError, narrow_claims_request, parse_claims_request
 from .clients import Client
 from .responses import error_to_client
 from .server import BrokerRequest
-from .throttle import AddressLimit
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class RedirectableError(Exception):
 
 
 class AuthorizeEndpoint:
-    def __init__(self, broker: Broker, limit: AddressLimit) -> None:
+    def __init__(self, broker: Broker, limit: RateLimit) -> None:
         self.broker = broker
         self.limit = limit
 
@@ -81,7 +81,8 @@ class AuthorizeEndpoint:
     async def authorize(self, request: Request) -> Response:
         broker = self.broker
         pages = broker.pages
-        wait = await self.limit.exceeded(broker.proxies.client_ip(request))
+        wait = await self.limit.hit(address_bucket(broker.proxies.client_ip(request)),
+                                    broker.settings.login.authorize_per_address_per_minute)
         if wait is not None:
             broker.metrics.error("authorize_rate_limited")
             response = pages.error(request, "error_rate_limited", status_code=429)

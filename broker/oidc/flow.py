@@ -13,6 +13,7 @@ is accepted only for the transaction (and so the browser) it was started for.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import time
@@ -30,6 +31,7 @@ from ..connectors import Identity, LoginFailure
 from ..context import Broker
 from ..grants import Grant, TokenMinter
 from ..identifiers import mask_personal_number
+from ..login_transaction import LoginTransaction, login_binding
 from ..security import BROWSER_COOKIE, browser_digest, browser_id
 from ..session import SSO_COOKIE
 from ..store import StoreError
@@ -39,7 +41,6 @@ from .claims import SCOPE_ASSIGNMENTS, parse_claims_request, release, subject_fo
 from .logout import deliver_soon, end_session
 from .responses import error_to_client, location_params, to_client
 from .server import BrokerRequest, GrantUser, TokenExchange
-from .transaction import LoginTransaction
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,13 @@ MAX_LIFETIMES = 4
 
 
 class Flow:
-    def __init__(self, broker: Broker, prefs: PreferenceCookie | None = None) -> None:
+    """The provider's side of a login, and the `LoginFlow` connectors are given."""
+
+    def __init__(self, broker: Broker, prefs: PreferenceCookie, pseudonym_key: bytes) -> None:
         self.broker = broker
         # The person's earlier choices (last method, role per client): shortcuts only.
-        self.prefs = prefs or PreferenceCookie(broker.cookies)
+        self.prefs = prefs
+        self._pseudonym_key = pseudonym_key
 
     def routes(self) -> list[Route]:
         return [
@@ -83,8 +87,29 @@ class Flow:
             raise FlowError("error_wrong_browser", 403)
         return txn
 
+    async def find(self, txn_id: str) -> LoginTransaction | None:
+        return await self.broker.transactions.get(txn_id)
+
     async def save(self, txn: LoginTransaction) -> None:
         await self.broker.transactions.save(txn)
+
+    async def form(self, request: Request, txn: LoginTransaction) -> dict[str, str]:
+        form = await request.form()
+        if not self.broker.csrf.valid(login_binding(txn.id), form.get("csrf")):
+            raise FlowError("error_csrf", 403)
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+
+    def client_name(self, txn: LoginTransaction) -> str:
+        client = self.broker.clients.get(txn.client_id)
+        return client.settings.client_name if client else txn.client_id
+
+    def other_methods_url(self, txn: LoginTransaction) -> str | None:
+        return f"/login/{txn.id}?choose=1" if len(self._methods(txn)) > 1 else None
+
+    def browser_pseudonym(self, request: Request, purpose: str) -> str:
+        value = self.broker.cookies.get(request, BROWSER_COOKIE) or ""
+        mac = hmac.new(self._pseudonym_key, f"{purpose}|{value}".encode(), hashlib.sha256)
+        return mac.hexdigest()[:32]
 
     def render(self, request: Request, template: str, context: dict[str, Any],
                status_code: int = 200) -> Response:
@@ -180,7 +205,7 @@ class Flow:
         if last in methods and "choose" not in request.query_params:
             return await self._start(request, txn, last)  # the method that worked last time
         return broker.pages.render(request, "chooser.html", {
-            "txn_id": txn.id, "csrf": txn.csrf, "client_name": self._client_name(txn),
+            "txn_id": txn.id, "csrf": txn.csrf, "client_name": self.client_name(txn),
             "ui_locales": txn.params.get("ui_locales"), "expires_at": txn.expires,
             "client_id": txn.client_id, "switch_path": f"/login/{txn.id}",
             "methods": [{"value": m, "label": METHOD_LABELS.get(m, m)} for m in methods],
@@ -188,7 +213,7 @@ class Flow:
 
     async def choose_method(self, request: Request) -> Response:
         txn = await self.load(request, request.path_params["txn_id"])
-        form = await self._form(request, txn)
+        form = await self.form(request, txn)
         method = form.get("method")
         if method not in self._methods(txn):
             raise FlowError("error_generic")
@@ -196,7 +221,7 @@ class Flow:
 
     async def select(self, request: Request) -> Response:
         txn = await self.load(request, request.path_params["txn_id"])
-        form = await self._form(request, txn)
+        form = await self.form(request, txn)
         chosen = next((a for a in txn.choices if a["id"] == form.get("assignment")), None)
         if txn.identity is None or chosen is None:
             return self._picker(request, txn, status_code=400)
@@ -207,7 +232,7 @@ class Flow:
 
     async def deny(self, request: Request) -> Response:
         txn = await self.load(request, request.path_params["txn_id"])
-        await self._form(request, txn)
+        await self.form(request, txn)
         if txn.identity is None or txn.choices:
             raise FlowError("error_generic")
         await self.broker.transactions.end(txn)
@@ -218,7 +243,7 @@ class Flow:
         """More time for a person who is still here, asked for from the warning shown
         before the login expires (WCAG 2.2.1), up to MAX_LIFETIMES in all."""
         txn = await self.load(request, request.path_params["txn_id"])
-        await self._form(request, txn)
+        await self.form(request, txn)
         now = int(time.time())
         ttl = self.broker.settings.login.transaction_ttl
         txn.expires = max(txn.expires, min(now + ttl, txn.created + MAX_LIFETIMES * ttl))
@@ -313,7 +338,7 @@ class Flow:
                 return self._error(request, txn, "access_denied", "no valid authorization")
             name = identity.name or " ".join(x for x in (identity.given_name, identity.family_name) if x)
             return broker.pages.render(request, "denied.html", {
-                "txn_id": txn.id, "csrf": txn.csrf, "client_name": self._client_name(txn),
+                "txn_id": txn.id, "csrf": txn.csrf, "client_name": self.client_name(txn),
                 "person_name": name or "?", "ui_locales": txn.params.get("ui_locales"),
             }, status_code=403)
         txn.assignment = self._preselect(txn, choices, session)
@@ -345,7 +370,7 @@ class Flow:
         last = self.prefs.read(request).roles.get(txn.client_id)
         preselected = next((a["id"] for a in txn.choices if assignment_digest(a) == last), None)
         return self.broker.pages.render(request, "picker.html", {
-            "txn_id": txn.id, "csrf": txn.csrf, "client_name": self._client_name(txn),
+            "txn_id": txn.id, "csrf": txn.csrf, "client_name": self.client_name(txn),
             "choices": txn.choices, "ui_locales": txn.params.get("ui_locales"),
             "preselected": preselected, "expires_at": txn.expires, "client_id": txn.client_id,
             "switch_path": f"/login/{txn.id}",
@@ -476,21 +501,6 @@ class Flow:
         return Response(status_code=303, headers={"Location": f"/login/{txn.id}"})
 
     # -- helpers -------------------------------------------------------------------------
-    async def _form(self, request: Request, txn: LoginTransaction) -> dict[str, str]:
-        form = await request.form()
-        token = form.get("csrf")
-        if not isinstance(token, str) or not hmac.compare_digest(token.encode(), txn.csrf.encode()):
-            raise FlowError("error_csrf", 403)
-        return {k: v for k, v in form.items() if isinstance(v, str)}
-
-    def _client_name(self, txn: LoginTransaction) -> str:
-        client = self.broker.clients.get(txn.client_id)
-        return client.settings.client_name if client else txn.client_id
-
-    def other_methods_url(self, txn: LoginTransaction) -> str | None:
-        """The method chooser, when this login has more than one method to offer."""
-        return f"/login/{txn.id}?choose=1" if len(self._methods(txn)) > 1 else None
-
     def _remember(self, request: Request, response: Response, *, client: str | None = None,
                   method: str | None = None, role: tuple[str, Any] | None = None) -> None:
         """Keep the person's choices in the preference cookie (see web/prefs.py)."""

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..context import Broker
-from ..security import BROWSER_COOKIE, browser_id, csrf_ok, csrf_token
+from ..security import BROWSER_COOKIE, browser_id
 from ..session import SSO_COOKIE, Sessions, SsoSession
 from .responses import add_query
 
@@ -131,7 +131,7 @@ class LogoutEndpoint:
             confirmed = True  # the RP proved the session with its own ID token
         elif request.method == "POST" and params.get("confirm") == "yes":
             value = broker.cookies.get(request, BROWSER_COOKIE) or ""
-            confirmed = csrf_ok(broker.csrf_secret, value, params.get("csrf"))
+            confirmed = broker.csrf.valid(_logout_binding(value), params.get("csrf"))
         if session is not None and not confirmed:
             value, new = browser_id(request, broker.cookies)
             carry = [(k, params[k]) for k in ("client_id", "post_logout_redirect_uri", "state",
@@ -139,7 +139,7 @@ class LogoutEndpoint:
             if client_id and "client_id" not in params:
                 carry.append(("client_id", client_id))
             response = pages.render(request, "logout_confirm.html", {
-                "csrf": csrf_token(broker.csrf_secret, value), "carry": carry,
+                "csrf": broker.csrf.token(_logout_binding(value)), "carry": carry,
                 "ui_locales": params.get("ui_locales")})
             if new:
                 broker.cookies.set(response, BROWSER_COOKIE, value)
@@ -157,3 +157,8 @@ class LogoutEndpoint:
         broker.cookies.clear(response, SSO_COOKIE)
         response.background = task
         return response
+
+
+def _logout_binding(browser: str) -> str:
+    """What the logout confirmation's CSRF token is bound to: this browser."""
+    return "logout|" + browser

@@ -8,7 +8,7 @@ Inera's own IdP, §3.3):
    believed when it is SUCCESSFUL, answers for our (issuer, serial), is signed by the issuing
    CA or by a delegated responder (EKU id-kp-OCSPSigning) that the issuing CA issued, echoes
    our nonce (when it has one) and is current (thisUpdate/nextUpdate with a small leeway).
-   Signed verdicts are cached in the Store under `siths:ocsp:` until nextUpdate (capped), so
+   Signed verdicts are cached in the store (the connector's records, `siths:ocsp:`) until nextUpdate (capped), so
    every broker replica shares them; network errors are never cached.
 2. CRL from the certificate's distribution point (or the configured override): fetched and
    signature-checked against the issuing CA, kept in memory per process until its nextUpdate
@@ -40,12 +40,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
-from ...store.base import Store, StoreError
+from ...store.base import StoreError
+from ...store.scoped import ScopedStore
 from .settings import RevocationSettings
 
 log = logging.getLogger(__name__)
 
-CACHE_PREFIX = "siths:ocsp:"
+CACHE_PREFIX = "ocsp:"  # in the connector's records: siths:ocsp: in the store
 Status = Literal["good", "revoked", "unknown", "unavailable"]
 
 
@@ -339,7 +340,7 @@ def _utc(ts: float) -> dt.datetime:
 class RevocationChecker:
     """Asks OCSP (cached in the Store), then the CRL; never raises for a source's failure."""
 
-    def __init__(self, settings: RevocationSettings, store: Store, *,
+    def __init__(self, settings: RevocationSettings, store: ScopedStore, *,
                  http: httpx.AsyncClient | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
