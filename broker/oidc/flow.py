@@ -26,14 +26,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..authz import Assignment, AuthorizationSourceError
+from ..authz import Assignment, AuthorizationSourceError, User
 from ..connectors import Identity, LoginFailure
 from ..context import Broker
-from ..grants import Grant, TokenMinter
+from ..grants import Grant, PendingCode, TokenMinter
 from ..identifiers import mask_personal_number
 from ..login_transaction import LoginTransaction, login_binding
 from ..security import BROWSER_COOKIE, browser_digest, browser_id
-from ..session import SSO_COOKIE
+from ..session import SSO_COOKIE, SsoSession
 from ..store import StoreError
 from ..web.prefs import PreferenceCookie, assignment_digest
 from .assurance import AcrRequirement, acr_requirement
@@ -273,7 +273,7 @@ class Flow:
         await self.broker.transactions.save(txn)
         return await self.broker.connectors[method].start(request, txn)
 
-    def _session_satisfies(self, txn: LoginTransaction, session: Any) -> bool:
+    def _session_satisfies(self, txn: LoginTransaction, session: SsoSession) -> bool:
         prompts = txn.prompts
         if "login" in prompts:
             return False
@@ -296,7 +296,8 @@ class Flow:
             return None
         return subject_for(user_id, client.settings, self.broker.settings.pairwise_salt)
 
-    async def _authorize(self, request: Request, txn: LoginTransaction, session: Any) -> Response:
+    async def _authorize(self, request: Request, txn: LoginTransaction,
+                         session: SsoSession | None) -> Response:
         """Identity known: ask the authorization source, then pick or ask for an assignment."""
         broker = self.broker
         identity = Identity.from_record({**txn.identity, "evidence": {}})
@@ -328,19 +329,7 @@ class Flow:
         txn.choices = [a.to_record() for a in choices]
         txn.assignment = None
         if not choices:
-            await broker.transactions.save(txn)
-            broker.audit.event("authorization_denied", client=txn.client_id,
-                               user=user.id if user else None, method=identity.method,
-                               personal_identity_number=identity.personal_identity_number,
-                               outcome="no_valid_assignment" if user else "unknown_user")
-            broker.metrics.login(identity.method, "denied")
-            if "none" in txn.prompts:
-                return self._error(request, txn, "access_denied", "no valid authorization")
-            name = identity.name or " ".join(x for x in (identity.given_name, identity.family_name) if x)
-            return broker.pages.render(request, "denied.html", {
-                "txn_id": txn.id, "csrf": txn.csrf, "client_name": self.client_name(txn),
-                "person_name": name or "?", "ui_locales": txn.params.get("ui_locales"),
-            }, status_code=403)
+            return await self._denied(request, txn, identity, user)
         txn.assignment = self._preselect(txn, choices, session)
         if txn.assignment is None:
             if "none" in txn.prompts:
@@ -349,7 +338,27 @@ class Flow:
             return self._picker(request, txn)
         return await self._complete(request, txn, session)
 
-    def _preselect(self, txn: LoginTransaction, choices: list[Assignment], session: Any) -> dict | None:
+    async def _denied(self, request: Request, txn: LoginTransaction, identity: Identity,
+                      user: User | None) -> Response:
+        """No valid assignment for this client: "Du saknar behörighet" (the RP hears
+        access_denied when the person presses Tillbaka, `deny`)."""
+        broker = self.broker
+        await broker.transactions.save(txn)
+        broker.audit.event("authorization_denied", client=txn.client_id,
+                           user=user.id if user else None, method=identity.method,
+                           personal_identity_number=identity.personal_identity_number,
+                           outcome="no_valid_assignment" if user else "unknown_user")
+        broker.metrics.login(identity.method, "denied")
+        if "none" in txn.prompts:
+            return self._error(request, txn, "access_denied", "no valid authorization")
+        name = identity.name or " ".join(x for x in (identity.given_name, identity.family_name) if x)
+        return broker.pages.render(request, "denied.html", {
+            "txn_id": txn.id, "csrf": txn.csrf, "client_name": self.client_name(txn),
+            "person_name": name or "?", "ui_locales": txn.params.get("ui_locales"),
+        }, status_code=403)
+
+    def _preselect(self, txn: LoginTransaction, choices: list[Assignment],
+                   session: SsoSession | None) -> dict | None:
         if "select_account" in txn.prompts:
             return None
         if len(choices) == 1:
@@ -376,10 +385,10 @@ class Flow:
             "switch_path": f"/login/{txn.id}",
         }, status_code=status_code)
 
-    async def _complete(self, request: Request, txn: LoginTransaction, session: Any = None) -> Response:
+    async def _complete(self, request: Request, txn: LoginTransaction,
+                        session: SsoSession | None = None) -> Response:
         """Create or extend the SSO session, issue the code, send the browser back."""
         broker = self.broker
-        client = broker.clients.get(txn.client_id)
         missing = self._unmet_essential_claims(txn)
         if missing:
             # The login cannot give what the RP declared essential (e.g. a personal
@@ -391,15 +400,43 @@ class Flow:
             await broker.transactions.end(txn)
             return self._error(request, txn, "unmet_authentication_requirements",
                                "essential claims not available from this login: " + " ".join(missing))
-        cookies = broker.cookies
-        cookie = cookies.get(request, SSO_COOKIE)
+        kept = await self._keep_session(request, txn, session)
+        if kept is None:
+            return await self._restart(request, txn)
+        session, new_cookie, replaced = kept
+        try:
+            code, pending, location = self._issue_code(txn, session)
+        except OAuth2Error as exc:
+            return self._error(request, txn, exc.error, exc.description)
+        await broker.grants.save_code(code, pending)
+        await broker.transactions.end(txn)
+        broker.metrics.active_logins.ended(txn.id)
+        broker.metrics.login(txn.identity.get("method"), "sso" if txn.from_session else "success")
+        broker.audit.event("login", client=txn.client_id, user=txn.user["id"],
+                           method=txn.identity.get("method"), sid=session.sid,
+                           assignment=txn.assignment["id"] if txn.assignment else None,
+                           sso=txn.from_session, outcome="success")
+        uri, params = location_params(location)
+        response = to_client(broker, request, uri, params, txn.params.get("response_mode"))
+        if new_cookie:
+            broker.cookies.set(response, SSO_COOKIE, new_cookie)
+        response.background = deliver_soon(broker, replaced)
+        return response
+
+    async def _keep_session(self, request: Request, txn: LoginTransaction,
+                            session: SsoSession | None,
+                            ) -> tuple[SsoSession, str | None, SsoSession | None] | None:
+        """The SSO session this login ends in - created, re-authenticated or extended with
+        this client - with the cookie to set (if new) and a session it replaced (another
+        person's, on this browser). None when the session it relied on ended meanwhile."""
+        broker = self.broker
+        cookie = broker.cookies.get(request, SSO_COOKIE)
         new_cookie = None
         replaced = None
         session = session or await broker.sessions.load(cookie)
         if txn.from_session:
             if session is None or session.identity != txn.identity:
-                # Logged out, expired or replaced while the picker was open.
-                return await self._restart(request, txn)
+                return None  # logged out, expired or replaced while the picker was open
         elif session is not None and session.user.get("id") == txn.user["id"]:
             # The same person logged in again: same sid and clients, new auth_time.
             new_cookie = await broker.sessions.reauthenticate(cookie or "", session, txn.user,
@@ -411,21 +448,35 @@ class Flow:
             # everywhere (a shared workstation must not keep their RP sessions alive).
             replaced = await end_session(broker, session.sid, reason="replaced")
             session = None
-        use = {"assignment": txn.assignment["id"] if txn.assignment else None}
         if session is None:
             new_cookie, session = await broker.sessions.create(
-                txn.user, txn.identity, clients={txn.client_id: {"since": int(time.time()), **use}},
+                txn.user, txn.identity, clients={txn.client_id: self._use(txn, None)},
                 assignment=txn.assignment)
-        else:
-            session.clients[txn.client_id] = {
-                "since": session.clients.get(txn.client_id, {}).get("since", int(time.time())), **use}
-            if len(txn.choices) > 1 or session.assignment is None:
-                session.assignment = txn.assignment  # what the person chose carries over
-            if not await broker.sessions.save(new_cookie or cookie or "", session):
-                return await self._restart(request, txn)  # ended meanwhile (logout elsewhere)
-        cookie = new_cookie or cookie
+            return session, new_cookie, replaced
+        if not await self._extend(txn, session, new_cookie or cookie or ""):
+            return None  # ended meanwhile (logout elsewhere)
+        return session, new_cookie, replaced
 
-        scope = txn.params.get("scope", "")
+    async def _extend(self, txn: LoginTransaction, session: SsoSession, cookie: str) -> bool:
+        """Add this client to a live session; False when it was ended meanwhile."""
+        session.clients[txn.client_id] = self._use(txn, session)
+        if len(txn.choices) > 1 or session.assignment is None:
+            session.assignment = txn.assignment  # what the person chose carries over
+        return await self.broker.sessions.save(cookie, session)
+
+    @staticmethod
+    def _use(txn: LoginTransaction, session: SsoSession | None) -> dict[str, Any]:
+        """What the session records of this client: since when, in which assignment."""
+        since = session.clients.get(txn.client_id, {}).get("since") if session else None
+        return {"since": since or int(time.time()),
+                "assignment": txn.assignment["id"] if txn.assignment else None}
+
+    def _issue_code(self, txn: LoginTransaction,
+                    session: SsoSession) -> tuple[str, PendingCode, str]:
+        """The grant this login makes, and Authlib's answer for it: (code, the pending code
+        record to save, the redirect with the code). Raises OAuth2Error."""
+        broker = self.broker
+        client = broker.clients.get(txn.client_id)
         grant = Grant(
             client_id=txn.client_id,
             sub=subject_for(txn.user["id"], client.settings, broker.settings.pairwise_salt),
@@ -438,33 +489,17 @@ class Flow:
             amr=txn.identity.get("amr"),
             sid=session.sid,
             claims_request=parse_claims_request(txn.params.get("claims")),
-            scope=scope,
+            scope=txn.params.get("scope", ""),
         )
         oauth_req = BrokerRequest("GET", broker.issuer + "/authorize",
                                   ImmutableMultiDict(txn.params), {},
                                   TokenExchange(now=broker.grants.now()))
-        try:
-            auth_grant = broker.provider.get_authorization_grant(oauth_req)
-            redirect_uri = auth_grant.validate_authorization_request()
-            _, _, headers = auth_grant.create_authorization_response(
-                redirect_uri, GrantUser(grant=grant, family=TokenMinter.new_family()))
-        except OAuth2Error as exc:
-            return self._error(request, txn, exc.error, exc.description)
+        auth_grant = broker.provider.get_authorization_grant(oauth_req)
+        redirect_uri = auth_grant.validate_authorization_request()
+        _, _, headers = auth_grant.create_authorization_response(
+            redirect_uri, GrantUser(grant=grant, family=TokenMinter.new_family()))
         code, pending = oauth_req.exchange.issued_code  # type: ignore[misc]
-        await broker.grants.save_code(code, pending)
-        await broker.transactions.end(txn)
-        broker.metrics.active_logins.ended(txn.id)
-        broker.metrics.login(txn.identity.get("method"), "sso" if txn.from_session else "success")
-        broker.audit.event("login", client=txn.client_id, user=txn.user["id"],
-                           method=txn.identity.get("method"), sid=session.sid,
-                           assignment=txn.assignment["id"] if txn.assignment else None,
-                           sso=txn.from_session, outcome="success")
-        uri, params = location_params(dict(headers)["Location"])
-        response = to_client(broker, request, uri, params, txn.params.get("response_mode"))
-        if new_cookie:
-            cookies.set(response, SSO_COOKIE, new_cookie)
-        response.background = deliver_soon(broker, replaced)
-        return response
+        return code, pending, dict(headers)["Location"]
 
     def _unmet_essential_claims(self, txn: LoginTransaction) -> list[str]:
         requested = parse_claims_request(txn.params.get("claims"))

@@ -187,52 +187,69 @@ def verify_ocsp_response(
     require_nonce: bool = False,
     max_age_without_next_update: int = 3600,
 ) -> ocsp.OCSPSingleResponse:
-    """The single response for (issuer, leaf) if the whole response can be believed."""
+    """The single response for (issuer, leaf) if the whole response can be believed: a
+    SUCCESSFUL answer, signed by the issuing CA or its delegated responder, echoing our
+    nonce, about this certificate, and current. Raises RevocationError naming the step."""
     try:
         response = ocsp.load_der_ocsp_response(der)
     except ValueError:
         raise RevocationError("not a DER OCSP response") from None
     if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
         raise RevocationError(f"responder answered {response.response_status.name}")
-
     signer = _responder(response, issuer, now)
     try:
         _verify_signature(signer.public_key(), response.signature, response.tbs_response_bytes,
                           response.signature_hash_algorithm)
     except InvalidSignature:
         raise RevocationError("bad OCSP response signature") from None
+    echoed = _checked_nonce(response, nonce, require_nonce)
+    single = _single_response(response, leaf, issuer)
+    _check_current(response, single, now=now, leeway=leeway, nonce_echoed=echoed is not None,
+                   max_age_without_next_update=max_age_without_next_update)
+    return single
 
-    echoed: bytes | None = None
+
+def _checked_nonce(response: ocsp.OCSPResponse, nonce: bytes | None,
+                   require_nonce: bool) -> bytes | None:
+    """The nonce the response echoes: ours, or none at all (unless one is required)."""
     try:
         echoed = response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
     except x509.ExtensionNotFound:
-        pass
+        echoed = None
     if echoed is not None and nonce is not None and echoed != nonce:
         raise RevocationError("OCSP nonce does not match the request")
     if echoed is None and require_nonce:
         raise RevocationError("OCSP response has no nonce")
+    return echoed
 
-    single = None
+
+def _single_response(response: ocsp.OCSPResponse, leaf: x509.Certificate,
+                     issuer: x509.Certificate) -> ocsp.OCSPSingleResponse:
+    """The answer about (issuer, leaf): same serial, same issuer name and key hashes."""
     for candidate in response.responses:
         if candidate.serial_number != leaf.serial_number:
             continue
         own = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, candidate.hash_algorithm).build()
         if (candidate.issuer_key_hash == own.issuer_key_hash
                 and candidate.issuer_name_hash == own.issuer_name_hash):
-            single = candidate
-            break
-    if single is None:
-        raise RevocationError("OCSP response is not about this certificate")
+            return candidate
+    raise RevocationError("OCSP response is not about this certificate")
 
+
+def _check_current(response: ocsp.OCSPResponse, single: ocsp.OCSPSingleResponse, *,
+                   now: dt.datetime, leeway: int, nonce_echoed: bool,
+                   max_age_without_next_update: int) -> None:
+    """Not from the future, not past nextUpdate; without either a nonce or a nextUpdate,
+    not older than `max_age_without_next_update`."""
     slack = dt.timedelta(seconds=leeway)
     if single.this_update_utc > now + slack or response.produced_at_utc > now + slack:
         raise RevocationError("OCSP response is from the future")
     if single.next_update_utc is not None:
         if single.next_update_utc < now - slack:
             raise RevocationError("OCSP response is out of date (nextUpdate passed)")
-    elif echoed is None and single.this_update_utc < now - dt.timedelta(seconds=max_age_without_next_update):
+    elif not nonce_echoed and single.this_update_utc < now - dt.timedelta(
+            seconds=max_age_without_next_update):
         raise RevocationError("OCSP response without nonce or nextUpdate is too old")
-    return single
 
 
 # --- CRL ---------------------------------------------------------------------------------
