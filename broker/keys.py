@@ -252,28 +252,29 @@ class KeyRing:
         and drop retired keys whose tokens have all expired."""
         now = int(now or time.time())
         self.load()
-        report = []
-        for alg in algs:
-            current = [k for k in self.keys if k.alg == alg and k.state == "active"]
-            upcoming = [k for k in self.keys if k.alg == alg and k.state == "next"]
-            if not upcoming:
-                fresh = generate_key(alg, "next", now)
-                self.save(fresh)
-                report.append(f"{alg}: published next key {fresh.kid}; it signs after the next rotation")
-                continue
-            for key in current:
-                key.state, key.retired_at = "retired", now
-                self.save(key)
-            promoted = upcoming[0]
-            promoted.state = "active"
-            self.save(promoted)
-            fresh = generate_key(alg, "next", now)
-            self.save(fresh)
-            retired = ", ".join(k.kid for k in current) or "none"
-            report.append(f"{alg}: {promoted.kid} signs now; retired {retired}; next is {fresh.kid}")
+        report = [self._rotate_alg(alg, now) for alg in algs]
         for key in list(self.keys):
             if key.state == "retired" and (key.retired_at or 0) + self.retention <= now:
                 (self.directory / f"{key.kid}.json").unlink(missing_ok=True)
                 report.append(f"{key.alg}: removed {key.kid} (everything it signed has expired)")
         self.load()
         return report
+
+    def _rotate_alg(self, alg: str, now: int) -> str:
+        """One algorithm's step of `rotate`; what it did, for the report."""
+        current = [k for k in self.keys if k.alg == alg and k.state == "active"]
+        upcoming = [k for k in self.keys if k.alg == alg and k.state == "next"]
+        if not upcoming:
+            fresh = generate_key(alg, "next", now)
+            self.save(fresh)
+            return f"{alg}: published next key {fresh.kid}; it signs after the next rotation"
+        for key in current:
+            key.state, key.retired_at = "retired", now
+            self.save(key)
+        promoted = upcoming[0]
+        promoted.state = "active"
+        self.save(promoted)
+        fresh = generate_key(alg, "next", now)
+        self.save(fresh)
+        retired = ", ".join(k.kid for k in current) or "none"
+        return f"{alg}: {promoted.kid} signs now; retired {retired}; next is {fresh.kid}"

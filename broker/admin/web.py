@@ -340,24 +340,7 @@ class AdminPages:
             # Asking for someone of another organisation: refused before anything is read
             # into the request (and the answer does not tell whether the person exists).
             user = await self._visible_user(visit, str(form["user_id"]))
-        data: dict[str, Any] = {
-            key: form.get(key) or None
-            for key in ("personal_identity_number", "hsa_id", "given_name", "family_name",
-                        "email", "title", "role_code", "unit_id", "valid_to")}
-        data["user_id"] = user.id if user else None
-        data["clients"] = form.get("clients") or []
-        data["accounts"] = _accounts(form, self.settings.systems)
-        if user is not None:
-            for key in ("personal_identity_number", "hsa_id", "given_name", "family_name"):
-                data[key] = None  # the person is known: their identifiers are not requested
-        errors: dict[str, str] = {}
-        grant = None
-        try:
-            grant = GrantRecord.model_validate({k: v for k, v in data.items() if v is not None})
-        except ValidationError as exc:
-            errors = _errors(exc)
-        if grant is not None and grant.valid_to and grant.valid_to < self.service.today():
-            errors["valid_to"] = "valid_to"
+        grant, errors = self._requested_grant(form, user)
         if errors or grant is None:
             return self._render(request, "admin_request_form.html",
                                 self._form_context(staff, user, form, errors), 400, visit)
@@ -368,6 +351,27 @@ class AdminPages:
             raise Forbidden("more than the organisation owns") from None
         return self._go(f"/requests/{outcome.value.id}", done="request_sent",
                         **({"mail": "failed"} if outcome.mail_failed else {}))
+
+    def _requested_grant(self, form: dict[str, Any], user: User | None,
+                         ) -> tuple[GrantRecord | None, dict[str, str]]:
+        """The grant the form asks for, or the errors to show (field -> message key)."""
+        data: dict[str, Any] = {
+            key: form.get(key) or None
+            for key in ("personal_identity_number", "hsa_id", "given_name", "family_name",
+                        "email", "title", "role_code", "unit_id", "valid_to")}
+        data["user_id"] = user.id if user else None
+        data["clients"] = form.get("clients") or []
+        data["accounts"] = _accounts(form, self.settings.systems)
+        if user is not None:
+            for key in ("personal_identity_number", "hsa_id", "given_name", "family_name"):
+                data[key] = None  # the person is known: their identifiers are not requested
+        try:
+            grant = GrantRecord.model_validate({k: v for k, v in data.items() if v is not None})
+        except ValidationError as exc:
+            return None, _errors(exc)
+        if grant.valid_to and grant.valid_to < self.service.today():
+            return grant, {"valid_to": "valid_to"}
+        return grant, {}
 
     async def requests(self, request: Request, visit: Visit) -> Response:
         org = None if visit.staff.is_it else visit.staff.organization.id
