@@ -190,7 +190,12 @@ class AuthorizeEndpoint:
 
     def _check_oidc(self, client: Client, p: dict[str, str], id_token_hint: str | None) -> str | None:
         """The OIDC parameters Authlib does not check for us. Normalises `claims` to what
-        the client may receive and returns the subject the request names, if any."""
+        the client may receive and returns the subject the request names, if any.
+
+        `prompt` is checked here, not by Authlib's `validate_request_prompt`: that runs at
+        consent with the end user already known and decides login_required there, while
+        here the person is known only at /login/<txn> (the SSO session, flow.py), and it
+        lets values it does not know through, which we refuse as invalid_request."""
         if "openid" not in p.get("scope", "").split():
             raise RedirectableError("invalid_scope", "the scope must include openid")
         prompts = p.get("prompt", "").split()

@@ -19,6 +19,16 @@ Inera's own IdP, §3.3):
 
 An OCSP "unknown" is a signed answer that the CA does not know the certificate: it is
 returned as such (no CRL fallback, which could only say "not listed") and refused.
+
+Why ours and not `pyhanko-certvalidator` (evaluated for issue 17 against this package's
+test PKI, revocation_mode "require"): its verdicts were ours in every fail-closed case
+(good, revoked by OCSP or CRL, responder down without a CRL, wrong nonce, foreign signer,
+stale, tryLater), but it fetches with aiohttp or requests beside the app's httpx client,
+brings oscrypto (unmaintained) and asn1crypto as runtime dependencies, keeps what it
+fetched per validation context in memory only, and has no CRL size cap: the OCSP verdicts
+shared by every replica through the store, the CRL cache refreshed before nextUpdate and
+`crl_max_bytes` would all have to be rebuilt as a fetcher backend of our own, the larger
+part of this module. Path validation itself is cryptography's verifier (validation.py).
 """
 
 from __future__ import annotations
