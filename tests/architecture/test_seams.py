@@ -42,3 +42,33 @@ def test_every_connector_and_source_module_imports_nothing_of_the_provider():
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == ""
+
+
+async def test_a_connector_reaches_only_its_own_records():
+    """A connector's `records` put every key under `<name>:`: the login transaction, a
+    session or a grant in the same store is out of its reach."""
+    from broker.store import MemoryStore
+    from broker.store.scoped import ScopedStore
+
+    store = MemoryStore()
+    await store.put("txn:abc", {"client_id": "lifecare"}, 60)
+    records = ScopedStore(store, "bankid")
+    assert await records.get("txn:abc") is None
+    assert await records.take("txn:abc") is None
+    await records.delete("txn:abc")
+    await records.put("txn:abc", {"forged": True}, 60)
+    assert await store.get("txn:abc") == {"client_id": "lifecare"}
+    assert await store.get("bankid:txn:abc") == {"forged": True}
+
+
+def test_one_csrf_mechanism_binds_each_token_to_its_form():
+    """A token is valid only for what it was made for, and only as the exact string."""
+    from broker.security import CsrfTokens
+
+    csrf = CsrfTokens(b"k" * 32)
+    token = csrf.token("login|t1")
+    assert csrf.valid("login|t1", token)
+    assert not csrf.valid("login|t2", token)  # another login's form
+    assert not CsrfTokens(b"j" * 32).valid("login|t1", token)  # another key
+    for forged in (None, "", token[:-1], token + "0", ["x"], "é" * 40):
+        assert not csrf.valid("login|t1", forged)
