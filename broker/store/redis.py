@@ -270,8 +270,13 @@ class RedisStore:
             wait=wait_exponential(multiplier=2 * self._pause, max=0.4),
             stop=stop_before_delay(self._patience - self._pause),
             before_sleep=leave_a_read_only_master, reraise=True)
+        async def send() -> Any:
+            # execute returns the batch's future (a plain call, not a coroutine function):
+            # tenacity must be given something to await.
+            return await self._pipeline.execute(*args)
+
         try:
-            return await retrying(self._pipeline.execute, *args)
+            return await retrying(send)
         except (RedisError, OSError) as exc:  # NotReplicated is a RedisError
             raise StoreError(str(exc) or type(exc).__name__) from exc
 
