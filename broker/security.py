@@ -55,7 +55,10 @@ def hygiene_headers(csp: str, hsts: bool) -> list[tuple[bytes, bytes]]:
 
 
 class SecurityHeaders:
-    """Pure ASGI (no BaseHTTPMiddleware overhead on the token endpoint's hot path)."""
+    """Pure ASGI (no BaseHTTPMiddleware overhead on the token endpoint's hot path).
+
+    The body limit is ours: Starlette has none, and uvicorn bounds headers and incomplete
+    events, not a body; a chunked body must be counted as it arrives."""
 
     def __init__(self, app: ASGIApp, *, csp: str, hsts: bool, max_body: int) -> None:
         self.app = app
