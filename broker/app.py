@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from starlette.applications import Starlette
@@ -33,11 +33,12 @@ from .authz import (
     SourceStatus,
     open_source,
 )
-from .config import ConfigError, Settings, refuse_test_only
-from .connectors import Connector
+from .config import ClientSettings, ConfigError, Settings, refuse_test_only
+from .connectors import Connector, ConnectorContext, ConnectorFactory
 from .context import Broker
 from .grants import GrantStore, TokenMinter
-from .keys import KeyError_, KeyRing
+from .keys import KeyRing, KeyRingError
+from .login_transaction import Transactions
 from .logs import RequestContext, current_request_id
 from .metrics import Metrics, TimedSource
 from .oidc.authorize import AuthorizeEndpoint
@@ -47,13 +48,13 @@ from .oidc.discovery import DiscoveryEndpoints
 from .oidc.flow import Flow, FlowError
 from .oidc.logout import LogoutEndpoint
 from .oidc.server import Provider
-from .oidc.throttle import AddressLimit
-from .oidc.token import TokenEndpoints
-from .oidc.tokens import Signer
-from .oidc.transaction import Transactions
+from .oidc.signer import Signer
+from .oidc.token_endpoint import TokenEndpoints
 from .oidc.userinfo import UserInfoEndpoint
+from .ratelimit import RateLimit
 from .security import (
     Cookies,
+    CsrfTokens,
     ForwardedHeaders,
     SecurityHeaders,
     TrustedProxies,
@@ -64,14 +65,16 @@ from .session import Sessions
 from .store import SealingCodec, Store, StoreError, open_store
 from .store.epoch import StoreEpoch
 from .store.instrumented import InstrumentedStore
+from .store.scoped import ScopedStore
 from .web.pages import HERE as WEB_DIR
 from .web.pages import Pages
 from .web.prefs import PreferenceCookie
 from .web.wayback import WayBackLinks
 
-log = logging.getLogger("broker")
+if TYPE_CHECKING:
+    from .admin.login import AdminLogin
 
-ConnectorFactory = Callable[[Broker, Flow], Connector]
+log = logging.getLogger("broker")
 
 
 def signed_lifetime(settings: Settings) -> int:
@@ -108,7 +111,7 @@ def open_keyring(settings: Settings) -> KeyRing:
     keyring = KeyRing(directory, retention=signed_lifetime(settings))
     try:
         keyring.load()
-    except KeyError_ as exc:
+    except KeyRingError as exc:
         raise ConfigError(f"{settings.source}: keys.dir: {exc}") from None
     missing = keyring.missing()
     if missing:
@@ -124,19 +127,43 @@ def open_keyring(settings: Settings) -> KeyRing:
 
 def default_connectors(settings: Settings) -> dict[str, ConnectorFactory]:
     """Connectors named in the config. Only real upstreams can be named there."""
-    import importlib
-
     factories: dict[str, ConnectorFactory] = {}
-    for name in ("bankid", "siths"):
-        if getattr(settings.connectors, name) is None:
-            continue
-        try:
-            module = importlib.import_module(f"broker.connectors.{name}.connector")
-        except ModuleNotFoundError:
-            raise ConfigError(f"{settings.source}: connectors.{name}: the {name} login pages "
-                              "are not part of this version yet") from None
-        factories[name] = module.create
+    if settings.connectors.bankid is not None:
+        factories["bankid"] = bankid_connector()
+    if settings.connectors.siths is not None:
+        from .connectors.siths.connector import create as siths
+
+        factories["siths"] = siths
     return factories
+
+
+SIMULATOR_PATH = "/bankid-simulator"
+
+
+def bankid_connector(clock: Callable[[], float] | None = None) -> ConnectorFactory:
+    """The BankID connector as `connectors.bankid` describes it. With environment
+    `simulator` and no `base_url` the simulator runs in this process: the connector's
+    `BankIDClient` reaches its RP API through an in-process transport, exactly as it reaches
+    BankID over the network, and its app page is mounted at /bankid-simulator. This (with
+    the demo and the CLI) is the only place that imports `broker.simulators`.
+
+    `clock` (tests): one clock for the connector and the simulator."""
+    from .connectors.bankid import connector as bankid
+
+    def build(ctx: ConnectorContext) -> Connector:
+        settings = ctx.settings.connectors.bankid
+        if settings is None or settings.environment != "simulator" or settings.base_url:
+            return bankid.create(ctx, clock=clock)
+        from .simulators.bankid import create_simulator_app
+        from .simulators.bankid_settings import from_config
+
+        sim = create_simulator_app(from_config(settings.simulator, ctx.settings.source),
+                                   clock=clock)
+        ctx.mount(SIMULATOR_PATH, sim)
+        return bankid.create(ctx, transport=httpx.ASGITransport(app=sim),
+                             launch_base=f"{SIMULATOR_PATH}/app", clock=clock)
+
+    return build
 
 
 def open_audit(settings: Settings) -> AuditLog:
@@ -185,6 +212,35 @@ def create_app(
         refuse_test_only(settings, store_given=store is not None)
     metrics = Metrics()
     keyring = open_keyring(settings)
+    source = source or open_authorization(settings, metrics.authorization_status)
+    broker, admin_client = _build_broker(settings, keyring, store, source, metrics, clock)
+    flow = Flow(broker, PreferenceCookie(broker.cookies),
+                keyring.derived_keys("browser pseudonym")[0])
+    _add_connectors(broker, flow, default_connectors(settings) if connectors is None else connectors)
+    _check_default_acr(settings, broker.acr_values())
+    epoch = StoreEpoch(broker.store, clock)
+    routes = _routes(broker, flow, epoch)
+    admin_login = None
+    if admin_client is not None:
+        admin_login, admin_routes = _admin_app(broker, source, admin_client, admin_today)
+        routes.extend(admin_routes)
+    routes.extend(extra_routes or [])
+    csp = content_security_policy(_form_targets(settings))
+    app = Starlette(routes=routes, middleware=_middleware(broker, csp),
+                    lifespan=_lifespan(broker, epoch),
+                    exception_handlers=_error_handlers(
+                        broker, hygiene_headers(csp, settings.secure_cookies)))
+    _without_slash_redirects(app.router)
+    app.state.broker = broker
+    if admin_login is not None:
+        admin_login.app = app  # the admin app redeems its codes at our own token endpoint
+    return app
+
+
+def _build_broker(settings: Settings, keyring: KeyRing, store: Store | None,
+                  source: AuthorizationSource, metrics: Metrics, clock: Callable[[], float],
+                  ) -> tuple[Broker, ClientSettings | None]:
+    """The provider's context, and the admin app's client registration when it is on."""
     store = InstrumentedStore(store or open_state_store(settings, keyring), metrics)
     store.use_codec(record_codec(keyring))
     # Relying parties' jwks_uri and back-channel logout endpoints.
@@ -201,11 +257,13 @@ def create_app(
     signer = Signer(keyring, settings.issuer)
     minter = TokenMinter(keyring.derived_keys("grant tokens"))
     remember = longest_family(settings)
-    source = source or open_authorization(settings, metrics.authorization_status)
     audit = open_audit(settings)
     outbox = Outbox(store, clients, settings.backchannel, clock)
+    # From the keys directory, like every secret replicas share: a value kept in the store
+    # would be made anew when Redis loses its data, and pages served by one replica would
+    # then fail their CSRF check on another.
+    csrf = CsrfTokens(keyring.derived_keys("csrf")[0])
     cookies = Cookies(settings.secure_cookies)
-    prefs = PreferenceCookie(cookies)
     broker = Broker(
         settings=settings,
         store=store,
@@ -215,10 +273,10 @@ def create_app(
         provider=Provider(settings, clients, signer, minter),
         grants=GrantStore(store, minter, clock, remember,
                           lambda token: signer.verify(token, check_exp=False)),
-        transactions=Transactions(store, settings.login.transaction_ttl, clock),
+        transactions=Transactions(store, settings.login.transaction_ttl, csrf, clock),
         sessions=Sessions(store, settings.session.idle_timeout, settings.session.absolute_timeout,
                           remember=remember, clock=clock),
-        pages=Pages(cookies=cookies, way_back=WayBackLinks(clients, prefs)),
+        pages=Pages(cookies=cookies, way_back=WayBackLinks(clients, PreferenceCookie(cookies))),
         cookies=cookies,
         proxies=TrustedProxies(settings.http.trusted_proxies),
         source=TimedSource(source, metrics),
@@ -228,48 +286,56 @@ def create_app(
         courier=Courier(outbox, http, logout_token_maker(settings, signer), audit, metrics),
         metrics=metrics,
         clock=clock,
-        # From the keys directory, like every secret replicas share: a value kept in the
-        # store would be made anew when Redis loses its data, and pages served by one
-        # replica would then fail their CSRF check on another.
-        csrf_secret=keyring.derived_keys("csrf")[0],
+        csrf=csrf,
     )
-    flow = Flow(broker, prefs)
-    factories = default_connectors(settings) if connectors is None else connectors
-    for name, factory in factories.items():
-        broker.connectors[name] = factory(broker, flow)
-    _check_default_acr(settings, broker.acr_values())
-    authorize_limit = AddressLimit(store, settings.login.authorize_per_address_per_minute,
-                                   clock=clock)
+    return broker, admin_client
 
+
+def _add_connectors(broker: Broker, flow: Flow, factories: dict[str, ConnectorFactory]) -> None:
+    """Each connector gets its own ConnectorContext: the flow, its own records, no Broker."""
+    for name, factory in factories.items():
+        broker.connectors[name] = factory(ConnectorContext(
+            settings=broker.settings, flow=flow, records=ScopedStore(broker.store, name),
+            pages=broker.pages, audit=broker.audit, metrics=broker.metrics,
+            proxies=broker.proxies, http=broker.http, mount=broker.extra_mounts.__setitem__))
+
+
+def _routes(broker: Broker, flow: Flow, epoch: StoreEpoch) -> list[BaseRoute]:
     routes: list[BaseRoute] = []
+    authorize_limit = RateLimit(broker.store, "authorize", clock=broker.clock)
     for part in (DiscoveryEndpoints(broker), AuthorizeEndpoint(broker, authorize_limit), flow,
                  TokenEndpoints(broker), UserInfoEndpoint(broker), LogoutEndpoint(broker)):
         routes.extend(part.routes())
     routes.append(Route("/healthz", _healthz, methods=["GET"]))
     routes.append(Route("/favicon.ico", lambda request: Response(status_code=204), methods=["GET"]))
-    epoch = StoreEpoch(store, clock)
     routes.append(Route("/readyz", _readyz(broker, epoch), methods=["GET"]))
     for name, connector in broker.connectors.items():
         routes.append(Mount(f"/login/{name}", routes=connector.routes()))
     for path, sub_app in broker.extra_mounts.items():
         routes.append(Mount(path, app=sub_app))
     routes.append(Mount("/static", app=StaticFiles(directory=str(WEB_DIR / "static")), name="static"))
-    admin_login = None
-    if settings.admin is not None and admin_client is not None:
-        admin_login, admin_routes = _admin_app(broker, source, admin_client, admin_today)
-        routes.extend(admin_routes)
-    routes.extend(extra_routes or [])
+    return routes
 
-    form_targets = [u for c in settings.clients for u in c.redirect_uris + c.post_logout_redirect_uris]
+
+def _form_targets(settings: Settings) -> list[str]:
+    """Where our forms may lead (CSP form-action): the RPs, and the SITHS host."""
+    targets = [u for c in settings.clients for u in c.redirect_uris + c.post_logout_redirect_uris]
     if settings.connectors.siths is not None and settings.connectors.siths.login_url:
         # The chooser's POST redirects to the SITHS host; Chromium checks form-action there too.
-        form_targets.append(settings.connectors.siths.login_url)
-    csp = content_security_policy(form_targets)
-    middleware = [Middleware(ForwardedHeaders, proxies=broker.proxies),
-                  Middleware(RequestContext, proxies=broker.proxies),
-                  Middleware(SecurityHeaders, csp=csp, hsts=settings.secure_cookies,
-                             max_body=settings.http.max_body_bytes)]
+        targets.append(settings.connectors.siths.login_url)
+    return targets
 
+
+def _middleware(broker: Broker, csp: str) -> list[Middleware]:
+    settings = broker.settings
+    return [Middleware(ForwardedHeaders, proxies=broker.proxies),
+            Middleware(RequestContext, proxies=broker.proxies),
+            Middleware(SecurityHeaders, csp=csp, hsts=settings.secure_cookies,
+                       max_body=settings.http.max_body_bytes)]
+
+
+def _lifespan(broker: Broker, epoch: StoreEpoch,
+              ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # What start-up built lives as long as the process: leave it out of every later
@@ -286,36 +352,27 @@ def create_app(
             await broker.courier.aclose()
             for connector in broker.connectors.values():
                 await connector.aclose()
-            await http.aclose()
+            await broker.http.aclose()
             await broker.source.aclose()
-            await store.close()
+            await broker.store.close()
             broker.audit.close()
-            metrics.close()
+            broker.metrics.close()
 
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                    exception_handlers=_error_handlers(
-                        broker, hygiene_headers(csp, settings.secure_cookies)))
-    _without_slash_redirects(app.router)
-    app.state.broker = broker
-    if admin_login is not None:
-        admin_login.app = app  # the admin app redeems its codes at our own token endpoint
-    return app
+    return lifespan
 
 
-def _admin_app(broker: Broker, source: AuthorizationSource, client: Any,
-               today: Callable[[], date] | None) -> tuple[Any, list[BaseRoute]]:
+def _admin_app(broker: Broker, source: AuthorizationSource, client: ClientSettings,
+               today: Callable[[], date] | None) -> tuple[AdminLogin, list[BaseRoute]]:
     """The access administration app at /admin (broker/admin), a client of this broker."""
     from .admin.login import AdminLogin
     from .admin.messages import MESSAGES as ADMIN_MESSAGES
     from .admin.service import AdminService
     from .admin.web import AdminPages
     from .mail import Mailer
-    from .web.messages import add_messages
 
     settings = broker.settings
-    assert settings.admin is not None
-    add_messages(ADMIN_MESSAGES)
-    broker.pages.add_template_dir(Path(__file__).parent / "admin" / "templates")
+    assert settings.admin is not None  # the client exists only then
+    broker.pages.add(texts=ADMIN_MESSAGES, templates=Path(__file__).parent / "admin" / "templates")
     from .authz.file import FileSource
     from .authz.sql import SqlSource
 
@@ -446,9 +503,6 @@ def _error_handlers(broker: Broker, hygiene: list[tuple[bytes, bytes]]) -> dict[
 
     return {FlowError: flow_error, HTTPException: http_error, StoreError: store_error,
             ClientDisconnect: client_gone, Exception: unexpected}
-
-
-__all__ = ["Path", "create_app"]
 
 
 def app_from_env() -> Starlette:

@@ -66,7 +66,7 @@ def serve(args: argparse.Namespace, *, factory: str) -> int:
         with metrics.metrics_server(args.host, settings.metrics.port):
             # uvicorn re-raises the SIGTERM it handled once it has shut down; with this
             # handler in place that ends the process normally (exit 0), not by the signal.
-            signal.signal(signal.SIGTERM, lambda signum, frame: None)
+            signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
             http = settings.http
             config = LimitsConfig(
                 factory, factory=True, host=args.host, port=args.port, workers=args.workers,

@@ -1,4 +1,6 @@
-"""Everything a request handler needs, built once by the app factory (no global state)."""
+"""What the provider's handlers need (broker/oidc, the admin app), built once per app by
+the app factory (no global state). Connectors never see it: they are given a
+`ConnectorContext` (connectors/base.py), the few things a login method needs."""
 
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ if TYPE_CHECKING:
     from .connectors import Connector
     from .grants import GrantStore
     from .keys import KeyRing
+    from .login_transaction import Transactions
     from .metrics import Metrics
     from .oidc.backchannel import Courier, Outbox
     from .oidc.clients import ClientRegistry
     from .oidc.server import Provider
-    from .oidc.tokens import Signer
-    from .oidc.transaction import Transactions
-    from .security import Cookies, TrustedProxies
+    from .oidc.signer import Signer
+    from .security import Cookies, CsrfTokens, TrustedProxies
     from .session import Sessions
     from .store import Store
     from .web.pages import Pages
@@ -47,8 +49,8 @@ class Broker:
     http: httpx.AsyncClient
     outbox: Outbox
     courier: Courier
+    csrf: CsrfTokens  # the one CSRF mechanism (security.py), keyed from the shared secret
     connectors: dict[str, Connector] = field(default_factory=dict)
-    csrf_secret: bytes = b""  # derived from the keys directory's shared secret
     # One registry per app; every recording goes through it (see metrics.py).
     metrics: Metrics = field(default_factory=lambda: _new_metrics())
     # Time as the grants and sessions see it (tests move it on instead of sleeping).

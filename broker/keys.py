@@ -37,7 +37,7 @@ SECRET_FILE = "secret.key"
 SECRET_BYTES = 32
 
 
-class KeyError_(Exception):
+class KeyRingError(Exception):
     """A key directory that cannot be used; the message names the file."""
 
 
@@ -95,9 +95,9 @@ def _read_secrets(path: Path) -> list[bytes]:
         lines = [ln.strip() for ln in path.read_text(encoding="ascii").splitlines()]
         values = [base64.urlsafe_b64decode(ln + "=" * (-len(ln) % 4)) for ln in lines if ln]
     except (OSError, ValueError) as exc:
-        raise KeyError_(f"{path}: unusable shared secret ({exc})") from None
+        raise KeyRingError(f"{path}: unusable shared secret ({exc})") from None
     if not values or any(len(v) < SECRET_BYTES for v in values):
-        raise KeyError_(f"{path}: each line must be a base64url value of at least "
+        raise KeyRingError(f"{path}: each line must be a base64url value of at least "
                         f"{SECRET_BYTES} bytes")
     return values
 
@@ -142,7 +142,7 @@ class KeyRing:
                     if alg == "RS256" and key.raw_value.key_size < 2048:  # type: ignore[union-attr]
                         raise ValueError("RSA keys must have at least 2048 bits")
                 except (OSError, ValueError, TypeError) as exc:
-                    raise KeyError_(f"{path}: unusable signing key ({exc})") from None
+                    raise KeyRingError(f"{path}: unusable signing key ({exc})") from None
                 keys.append(
                     SigningKey(
                         alg=alg,
@@ -175,7 +175,7 @@ class KeyRing:
         for key in self.keys:
             if key.alg == alg and key.state == "active":
                 return key
-        raise KeyError_(f"no active {alg} signing key in {self.directory}")
+        raise KeyRingError(f"no active {alg} signing key in {self.directory}")
 
     def published(self, now: int | None = None) -> list[SigningKey]:
         now = int(now or time.time())
@@ -252,28 +252,29 @@ class KeyRing:
         and drop retired keys whose tokens have all expired."""
         now = int(now or time.time())
         self.load()
-        report = []
-        for alg in algs:
-            current = [k for k in self.keys if k.alg == alg and k.state == "active"]
-            upcoming = [k for k in self.keys if k.alg == alg and k.state == "next"]
-            if not upcoming:
-                fresh = generate_key(alg, "next", now)
-                self.save(fresh)
-                report.append(f"{alg}: published next key {fresh.kid}; it signs after the next rotation")
-                continue
-            for key in current:
-                key.state, key.retired_at = "retired", now
-                self.save(key)
-            promoted = upcoming[0]
-            promoted.state = "active"
-            self.save(promoted)
-            fresh = generate_key(alg, "next", now)
-            self.save(fresh)
-            retired = ", ".join(k.kid for k in current) or "none"
-            report.append(f"{alg}: {promoted.kid} signs now; retired {retired}; next is {fresh.kid}")
+        report = [self._rotate_alg(alg, now) for alg in algs]
         for key in list(self.keys):
             if key.state == "retired" and (key.retired_at or 0) + self.retention <= now:
                 (self.directory / f"{key.kid}.json").unlink(missing_ok=True)
                 report.append(f"{key.alg}: removed {key.kid} (everything it signed has expired)")
         self.load()
         return report
+
+    def _rotate_alg(self, alg: str, now: int) -> str:
+        """One algorithm's step of `rotate`; what it did, for the report."""
+        current = [k for k in self.keys if k.alg == alg and k.state == "active"]
+        upcoming = [k for k in self.keys if k.alg == alg and k.state == "next"]
+        if not upcoming:
+            fresh = generate_key(alg, "next", now)
+            self.save(fresh)
+            return f"{alg}: published next key {fresh.kid}; it signs after the next rotation"
+        for key in current:
+            key.state, key.retired_at = "retired", now
+            self.save(key)
+        promoted = upcoming[0]
+        promoted.state = "active"
+        self.save(promoted)
+        fresh = generate_key(alg, "next", now)
+        self.save(fresh)
+        retired = ", ".join(k.kid for k in current) or "none"
+        return f"{alg}: {promoted.kid} signs now; retired {retired}; next is {fresh.kid}"

@@ -55,7 +55,10 @@ def hygiene_headers(csp: str, hsts: bool) -> list[tuple[bytes, bytes]]:
 
 
 class SecurityHeaders:
-    """Pure ASGI (no BaseHTTPMiddleware overhead on the token endpoint's hot path)."""
+    """Pure ASGI (no BaseHTTPMiddleware overhead on the token endpoint's hot path).
+
+    The body limit is ours: Starlette has none, and uvicorn bounds headers and incomplete
+    events, not a body; a chunked body must be counted as it arrives."""
 
     def __init__(self, app: ASGIApp, *, csp: str, hsts: bool, max_body: int) -> None:
         self.app = app
@@ -246,12 +249,25 @@ def browser_digest(value: str) -> str:
     return hashlib.sha256(b"browser|" + value.encode()).hexdigest()
 
 
-def csrf_token(secret: bytes, binding: str) -> str:
-    return hmac.new(secret, binding.encode(), hashlib.sha256).hexdigest()[:40]
+class CsrfTokens:
+    """The one CSRF mechanism of every form we serve (login steps, BankID, logout, admin).
 
+    A form's token is an HMAC of what the form belongs to (a login transaction, a browser,
+    an admin session) under a key derived from the keys directory's shared secret, so every
+    replica makes and checks the same token and nothing needs to be stored; the check is
+    in constant time. A key kept in the store instead would be made anew when Redis loses
+    its data, and pages served by one replica would then fail their check on another.
+    """
 
-def csrf_ok(secret: bytes, binding: str, token: str | None) -> bool:
-    return bool(token) and equal_secrets(csrf_token(secret, binding), token or "")
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def token(self, binding: str) -> str:
+        return hmac.new(self._secret, binding.encode(), hashlib.sha256).hexdigest()[:40]
+
+    def valid(self, binding: str, given: object) -> bool:
+        """Whether `given` (a form value: any type, possibly missing) is the token."""
+        return isinstance(given, str) and bool(given) and equal_secrets(self.token(binding), given)
 
 
 def equal_secrets(expected: str, given: str) -> bool:

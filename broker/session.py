@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .ids import digest, new_id
+from .secret_ids import digest, new_id
 from .store import Store
 
 SSO_COOKIE = "broker_sso"

@@ -25,7 +25,7 @@ from .config import ConfigError, Settings, load_settings
 from .oidc.backchannel import Courier, Outbox, logout_token_maker
 from .oidc.clients import ClientRegistry
 from .oidc.logout import end_and_notify
-from .oidc.tokens import Signer
+from .oidc.signer import Signer
 from .session import Sessions, SsoSession
 from .store import Store, StoreError
 

@@ -136,8 +136,8 @@ def broker_server(redis, tmp_path_factory):
     source = FakeSource(default_users(("rp-basic", "rp-post", "rp-jwt", "rp-flat")))
     box: list[FakeConnector] = []
 
-    def factory(broker, flow):
-        box.append(FakeConnector(broker, flow))
+    def factory(ctx):
+        box.append(FakeConnector(ctx))
         return box[-1]
 
     app = create_app(settings, store=open_store(redis, settings.store.prefix), source=source,

@@ -247,34 +247,43 @@ class AdminService:
         sent: list[str] = []
         failed: list[str] = []
         for org_id, items in by_org.items():
-            managers = [u for u in everyone if u.email and any(
-                a.organization.id == org_id and a.role.id in self.settings.roles.manager
-                and a.valid_for(self.settings.client_id, today) for a in u.assignments)]
+            managers = self._managers(everyone, org_id, today)
             if not managers:
                 log.warning("reviews due in organisation %s, but it has no manager with an "
                             "e-mail address", org_id)
                 failed.append(f"organisation {org_id}: no manager with an e-mail address")
                 continue
-            ok = False
-            for manager in managers:
-                mail = self.notices.render(
-                    "review_reminder", "sv", manager.email or "", person=person_name(manager),
-                    organization=items[0].assignment.organization.name, count=len(items),
-                    first_due=items[0].assignment.review_due, link=self.notices.link("/reviews"),
-                    due=[{"name": person_name(d.user), "role": d.assignment.role.name,
-                          "unit": d.assignment.unit.name,
-                          "review_due": d.assignment.review_due} for d in items])
-                if await self._send(actor, mail):
-                    ok = True
-                    sent.append(mail.to)
-                else:
-                    failed.append(mail.to)
-            if ok:
+            reached, missed = await self._remind_managers(actor, managers, items)
+            sent += reached
+            failed += missed
+            if reached:
                 async with self.transaction() as conn:
                     await access.mark_reminded(conn, [d.key for d in items])
                 self._audit(actor, "review_reminded", organization=org_id,
                             assignments=[d.assignment.id for d in items])
         return Outcome(sent, failed)
+
+    def _managers(self, everyone: list[User], org_id: str, today: date) -> list[User]:
+        """The organisation's managers who can be mailed (a valid manager role here)."""
+        return [u for u in everyone if u.email and any(
+            a.organization.id == org_id and a.role.id in self.settings.roles.manager
+            and a.valid_for(self.settings.client_id, today) for a in u.assignments)]
+
+    async def _remind_managers(self, actor: Actor, managers: list[User],
+                               items: list[Due]) -> tuple[list[str], list[str]]:
+        """Mail each manager the reviews due: the addresses reached, and those not."""
+        reached: list[str] = []
+        missed: list[str] = []
+        for manager in managers:
+            mail = self.notices.render(
+                "review_reminder", "sv", manager.email or "", person=person_name(manager),
+                organization=items[0].assignment.organization.name, count=len(items),
+                first_due=items[0].assignment.review_due, link=self.notices.link("/reviews"),
+                due=[{"name": person_name(d.user), "role": d.assignment.role.name,
+                      "unit": d.assignment.unit.name,
+                      "review_due": d.assignment.review_due} for d in items])
+            (reached if await self._send(actor, mail) else missed).append(mail.to)
+        return reached, missed
 
     # -- mail and audit -----------------------------------------------------------------
     async def _announce(self, request: AccessRequest, person: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 Every page asks `_staff` who is logged in: the admin session, then the authorization source
 again (a withdrawn manager loses access at the next click, not at the session's end).
-Every POST carries the session's CSRF token (`broker.security.csrf_token`); a change
+Every POST carries the session's CSRF token (`broker.security.CsrfTokens`); a change
 redirects to a page (303), so a reload never repeats it. What a person may see or change
 is decided in `rules.py`, what a change does in `service.py`.
 """
@@ -30,9 +30,7 @@ from ..authz.sql.access import GrantRecord
 from ..authz.sql.admin import AdminError
 from ..authz.sql.schema import SchemaError
 from ..identifiers import mask_personal_number
-from ..security import csrf_ok, csrf_token
 from ..validation import error_lines
-from ..web.messages import translate
 from ..web.pages import pick_locale
 from .login import AdminLogin, AdminSession, LoginError
 from .rules import Forbidden, OutsideOrganization, Staff, staff_for
@@ -120,10 +118,11 @@ class AdminPages:
         locale = visit.locale if visit else pick_locale(request)
 
         def t(key: str, **values: Any) -> str:
-            return translate(locale, "admin_title" if key == "title" else key, **values)
+            return self.broker.pages.translate(locale, "admin_title" if key == "title" else key,
+                                               **values)
 
         ctx = {"t": t, "visit": visit, "staff": visit.staff if visit else None,
-               "csrf": csrf_token(self.broker.csrf_secret, visit.session.binding) if visit else "",
+               "csrf": self.broker.csrf.token(visit.session.binding) if visit else "",
                "writable": self.service.writable, "source_kind": self.source_kind,
                "systems": self.settings.systems, "mask": mask_personal_number,
                "today": self.service.today(), "state_of": _state, **context}
@@ -142,9 +141,7 @@ class AdminPages:
                 visit = await self._visit(request)
                 if request.method == "POST":
                     form = await request.form()
-                    if not csrf_ok(self.broker.csrf_secret, visit.session.binding,
-                                   form.get("csrf") if isinstance(form.get("csrf"), str)
-                                   else None):
+                    if not self.broker.csrf.valid(visit.session.binding, form.get("csrf")):
                         raise PageError("error_csrf", 403)
                 return await handler(request, visit)
             except NeedLogin:
@@ -343,24 +340,7 @@ class AdminPages:
             # Asking for someone of another organisation: refused before anything is read
             # into the request (and the answer does not tell whether the person exists).
             user = await self._visible_user(visit, str(form["user_id"]))
-        data: dict[str, Any] = {
-            key: form.get(key) or None
-            for key in ("personal_identity_number", "hsa_id", "given_name", "family_name",
-                        "email", "title", "role_code", "unit_id", "valid_to")}
-        data["user_id"] = user.id if user else None
-        data["clients"] = form.get("clients") or []
-        data["accounts"] = _accounts(form, self.settings.systems)
-        if user is not None:
-            for key in ("personal_identity_number", "hsa_id", "given_name", "family_name"):
-                data[key] = None  # the person is known: their identifiers are not requested
-        errors: dict[str, str] = {}
-        grant = None
-        try:
-            grant = GrantRecord.model_validate({k: v for k, v in data.items() if v is not None})
-        except ValidationError as exc:
-            errors = _errors(exc)
-        if grant is not None and grant.valid_to and grant.valid_to < self.service.today():
-            errors["valid_to"] = "valid_to"
+        grant, errors = self._requested_grant(form, user)
         if errors or grant is None:
             return self._render(request, "admin_request_form.html",
                                 self._form_context(staff, user, form, errors), 400, visit)
@@ -371,6 +351,27 @@ class AdminPages:
             raise Forbidden("more than the organisation owns") from None
         return self._go(f"/requests/{outcome.value.id}", done="request_sent",
                         **({"mail": "failed"} if outcome.mail_failed else {}))
+
+    def _requested_grant(self, form: dict[str, Any], user: User | None,
+                         ) -> tuple[GrantRecord | None, dict[str, str]]:
+        """The grant the form asks for, or the errors to show (field -> message key)."""
+        data: dict[str, Any] = {
+            key: form.get(key) or None
+            for key in ("personal_identity_number", "hsa_id", "given_name", "family_name",
+                        "email", "title", "role_code", "unit_id", "valid_to")}
+        data["user_id"] = user.id if user else None
+        data["clients"] = form.get("clients") or []
+        data["accounts"] = _accounts(form, self.settings.systems)
+        if user is not None:
+            for key in ("personal_identity_number", "hsa_id", "given_name", "family_name"):
+                data[key] = None  # the person is known: their identifiers are not requested
+        try:
+            grant = GrantRecord.model_validate({k: v for k, v in data.items() if v is not None})
+        except ValidationError as exc:
+            return None, _errors(exc)
+        if grant.valid_to and grant.valid_to < self.service.today():
+            return grant, {"valid_to": "valid_to"}
+        return grant, {}
 
     async def requests(self, request: Request, visit: Visit) -> Response:
         org = None if visit.staff.is_it else visit.staff.organization.id

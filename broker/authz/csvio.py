@@ -204,11 +204,7 @@ def parse_csv(text: str, delimiter: str = ",") -> list[CsvUser]:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
         raise CsvError(["line 1: the file is empty (it needs a header row)"]) from None
-    problems = [f"line 1: unknown column {h!r}" for h in header if h not in COLUMNS]
-    for h in {h for h in header if header.count(h) > 1}:
-        problems.append(f"line 1: column {h!r} appears twice")
-    if not {"personal_identity_number", "hsa_id", "user_id"} & set(header):
-        problems.append("line 1: a personal_identity_number or hsa_id column is needed")
+    problems = _header_problems(header)
     if problems:
         raise CsvError(problems)
 
@@ -231,6 +227,15 @@ def parse_csv(text: str, delimiter: str = ",") -> list[CsvUser]:
     if not users:
         raise CsvError(["the file has a header but no rows"])
     return list(users.values())
+
+
+def _header_problems(header: list[str]) -> list[str]:
+    problems = [f"line 1: unknown column {h!r}" for h in header if h not in COLUMNS]
+    for h in {h for h in header if header.count(h) > 1}:
+        problems.append(f"line 1: column {h!r} appears twice")
+    if not {"personal_identity_number", "hsa_id", "user_id"} & set(header):
+        problems.append("line 1: a personal_identity_number or hsa_id column is needed")
+    return problems
 
 
 def _read_row(

@@ -237,7 +237,7 @@ class _Stopped(Exception):
     """A stop signal arrived before (or after) the servers were running."""
 
 
-def _raise_stopped(signum: int, frame: Any) -> None:
+def _raise_stopped(signum: int, _frame: Any) -> None:
     raise _Stopped(signum)
 
 

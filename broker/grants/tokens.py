@@ -24,7 +24,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
-from ..ids import b64, digest, new_id
+from ..secret_ids import b64, digest, new_id
 
 _FAMILY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _GEN = re.compile(r"^(0|[1-9][0-9]{0,8})$")

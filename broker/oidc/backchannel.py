@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
-from ..ids import new_id
+from ..secret_ids import new_id
 from .claims import subject_for
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ..session import SsoSession
     from ..store import Store
     from .clients import Client, ClientRegistry
-    from .tokens import Signer
+    from .signer import Signer
 
 log = logging.getLogger(__name__)
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..identifiers import is_coordination_number
-from ..ids import b64
+from ..secret_ids import b64
 
 OIDC_SE = "https://id.oidc.se/claim/"
 PIN = OIDC_SE + "personalIdentityNumber"
@@ -195,15 +195,7 @@ def person_claims(grant: dict[str, Any]) -> dict[str, Any]:
     pin = identity.get("personal_identity_number") or user.get("personal_identity_number")
     if pin:
         out[COORDINATION if is_coordination_number(pin) else PIN] = pin
-    given = identity.get("given_name") or user.get("given_name")
-    family = identity.get("family_name") or user.get("family_name")
-    if given:
-        out["given_name"] = given
-    if family:
-        out["family_name"] = family
-    name = identity.get("name") or " ".join(x for x in (given, family) if x)
-    if name:
-        out["name"] = name
+    out.update(_name_claims(user, identity))
     if user.get("email"):
         out["email"] = user["email"]
         # Only the authorization source can vouch for an address (OIDC Core 5.1).
@@ -213,6 +205,15 @@ def person_claims(grant: dict[str, Any]) -> dict[str, Any]:
     if grant.get("assignments") is not None:
         out["assignments"] = grant["assignments"]
     return out
+
+
+def _name_claims(user: dict[str, Any], identity: dict[str, Any]) -> dict[str, str]:
+    """The names the upstream login gave, else those of the authorization source."""
+    given = identity.get("given_name") or user.get("given_name")
+    family = identity.get("family_name") or user.get("family_name")
+    name = identity.get("name") or " ".join(x for x in (given, family) if x)
+    named = (("given_name", given), ("family_name", family), ("name", name))
+    return {claim: value for claim, value in named if value}
 
 
 def release(grant: dict[str, Any], destination: str) -> dict[str, Any]:

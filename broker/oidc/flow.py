@@ -13,6 +13,7 @@ is accepted only for the transaction (and so the browser) it was started for.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import time
@@ -25,13 +26,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..authz import Assignment, AuthorizationSourceError
+from ..authz import Assignment, AuthorizationSourceError, User
 from ..connectors import Identity, LoginFailure
 from ..context import Broker
-from ..grants import Grant, TokenMinter
+from ..grants import Grant, PendingCode, TokenMinter
 from ..identifiers import mask_personal_number
+from ..login_transaction import LoginTransaction, login_binding
 from ..security import BROWSER_COOKIE, browser_digest, browser_id
-from ..session import SSO_COOKIE
+from ..session import SSO_COOKIE, SsoSession
 from ..store import StoreError
 from ..web.prefs import PreferenceCookie, assignment_digest
 from .assurance import AcrRequirement, acr_requirement
@@ -39,7 +41,6 @@ from .claims import SCOPE_ASSIGNMENTS, parse_claims_request, release, subject_fo
 from .logout import deliver_soon, end_session
 from .responses import error_to_client, location_params, to_client
 from .server import BrokerRequest, GrantUser, TokenExchange
-from .transaction import LoginTransaction
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,13 @@ MAX_LIFETIMES = 4
 
 
 class Flow:
-    def __init__(self, broker: Broker, prefs: PreferenceCookie | None = None) -> None:
+    """The provider's side of a login, and the `LoginFlow` connectors are given."""
+
+    def __init__(self, broker: Broker, prefs: PreferenceCookie, pseudonym_key: bytes) -> None:
         self.broker = broker
         # The person's earlier choices (last method, role per client): shortcuts only.
-        self.prefs = prefs or PreferenceCookie(broker.cookies)
+        self.prefs = prefs
+        self._pseudonym_key = pseudonym_key
 
     def routes(self) -> list[Route]:
         return [
@@ -83,8 +87,29 @@ class Flow:
             raise FlowError("error_wrong_browser", 403)
         return txn
 
+    async def find(self, txn_id: str) -> LoginTransaction | None:
+        return await self.broker.transactions.get(txn_id)
+
     async def save(self, txn: LoginTransaction) -> None:
         await self.broker.transactions.save(txn)
+
+    async def form(self, request: Request, txn: LoginTransaction) -> dict[str, str]:
+        form = await request.form()
+        if not self.broker.csrf.valid(login_binding(txn.id), form.get("csrf")):
+            raise FlowError("error_csrf", 403)
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+
+    def client_name(self, txn: LoginTransaction) -> str:
+        client = self.broker.clients.get(txn.client_id)
+        return client.settings.client_name if client else txn.client_id
+
+    def other_methods_url(self, txn: LoginTransaction) -> str | None:
+        return f"/login/{txn.id}?choose=1" if len(self._methods(txn)) > 1 else None
+
+    def browser_pseudonym(self, request: Request, purpose: str) -> str:
+        value = self.broker.cookies.get(request, BROWSER_COOKIE) or ""
+        mac = hmac.new(self._pseudonym_key, f"{purpose}|{value}".encode(), hashlib.sha256)
+        return mac.hexdigest()[:32]
 
     def render(self, request: Request, template: str, context: dict[str, Any],
                status_code: int = 200) -> Response:
@@ -180,7 +205,7 @@ class Flow:
         if last in methods and "choose" not in request.query_params:
             return await self._start(request, txn, last)  # the method that worked last time
         return broker.pages.render(request, "chooser.html", {
-            "txn_id": txn.id, "csrf": txn.csrf, "client_name": self._client_name(txn),
+            "txn_id": txn.id, "csrf": txn.csrf, "client_name": self.client_name(txn),
             "ui_locales": txn.params.get("ui_locales"), "expires_at": txn.expires,
             "client_id": txn.client_id, "switch_path": f"/login/{txn.id}",
             "methods": [{"value": m, "label": METHOD_LABELS.get(m, m)} for m in methods],
@@ -188,7 +213,7 @@ class Flow:
 
     async def choose_method(self, request: Request) -> Response:
         txn = await self.load(request, request.path_params["txn_id"])
-        form = await self._form(request, txn)
+        form = await self.form(request, txn)
         method = form.get("method")
         if method not in self._methods(txn):
             raise FlowError("error_generic")
@@ -196,7 +221,7 @@ class Flow:
 
     async def select(self, request: Request) -> Response:
         txn = await self.load(request, request.path_params["txn_id"])
-        form = await self._form(request, txn)
+        form = await self.form(request, txn)
         chosen = next((a for a in txn.choices if a["id"] == form.get("assignment")), None)
         if txn.identity is None or chosen is None:
             return self._picker(request, txn, status_code=400)
@@ -207,7 +232,7 @@ class Flow:
 
     async def deny(self, request: Request) -> Response:
         txn = await self.load(request, request.path_params["txn_id"])
-        await self._form(request, txn)
+        await self.form(request, txn)
         if txn.identity is None or txn.choices:
             raise FlowError("error_generic")
         await self.broker.transactions.end(txn)
@@ -218,7 +243,7 @@ class Flow:
         """More time for a person who is still here, asked for from the warning shown
         before the login expires (WCAG 2.2.1), up to MAX_LIFETIMES in all."""
         txn = await self.load(request, request.path_params["txn_id"])
-        await self._form(request, txn)
+        await self.form(request, txn)
         now = int(time.time())
         ttl = self.broker.settings.login.transaction_ttl
         txn.expires = max(txn.expires, min(now + ttl, txn.created + MAX_LIFETIMES * ttl))
@@ -248,7 +273,7 @@ class Flow:
         await self.broker.transactions.save(txn)
         return await self.broker.connectors[method].start(request, txn)
 
-    def _session_satisfies(self, txn: LoginTransaction, session: Any) -> bool:
+    def _session_satisfies(self, txn: LoginTransaction, session: SsoSession) -> bool:
         prompts = txn.prompts
         if "login" in prompts:
             return False
@@ -271,7 +296,8 @@ class Flow:
             return None
         return subject_for(user_id, client.settings, self.broker.settings.pairwise_salt)
 
-    async def _authorize(self, request: Request, txn: LoginTransaction, session: Any) -> Response:
+    async def _authorize(self, request: Request, txn: LoginTransaction,
+                         session: SsoSession | None) -> Response:
         """Identity known: ask the authorization source, then pick or ask for an assignment."""
         broker = self.broker
         identity = Identity.from_record({**txn.identity, "evidence": {}})
@@ -303,19 +329,7 @@ class Flow:
         txn.choices = [a.to_record() for a in choices]
         txn.assignment = None
         if not choices:
-            await broker.transactions.save(txn)
-            broker.audit.event("authorization_denied", client=txn.client_id,
-                               user=user.id if user else None, method=identity.method,
-                               personal_identity_number=identity.personal_identity_number,
-                               outcome="no_valid_assignment" if user else "unknown_user")
-            broker.metrics.login(identity.method, "denied")
-            if "none" in txn.prompts:
-                return self._error(request, txn, "access_denied", "no valid authorization")
-            name = identity.name or " ".join(x for x in (identity.given_name, identity.family_name) if x)
-            return broker.pages.render(request, "denied.html", {
-                "txn_id": txn.id, "csrf": txn.csrf, "client_name": self._client_name(txn),
-                "person_name": name or "?", "ui_locales": txn.params.get("ui_locales"),
-            }, status_code=403)
+            return await self._denied(request, txn, identity, user)
         txn.assignment = self._preselect(txn, choices, session)
         if txn.assignment is None:
             if "none" in txn.prompts:
@@ -324,7 +338,27 @@ class Flow:
             return self._picker(request, txn)
         return await self._complete(request, txn, session)
 
-    def _preselect(self, txn: LoginTransaction, choices: list[Assignment], session: Any) -> dict | None:
+    async def _denied(self, request: Request, txn: LoginTransaction, identity: Identity,
+                      user: User | None) -> Response:
+        """No valid assignment for this client: "Du saknar behörighet" (the RP hears
+        access_denied when the person presses Tillbaka, `deny`)."""
+        broker = self.broker
+        await broker.transactions.save(txn)
+        broker.audit.event("authorization_denied", client=txn.client_id,
+                           user=user.id if user else None, method=identity.method,
+                           personal_identity_number=identity.personal_identity_number,
+                           outcome="no_valid_assignment" if user else "unknown_user")
+        broker.metrics.login(identity.method, "denied")
+        if "none" in txn.prompts:
+            return self._error(request, txn, "access_denied", "no valid authorization")
+        name = identity.name or " ".join(x for x in (identity.given_name, identity.family_name) if x)
+        return broker.pages.render(request, "denied.html", {
+            "txn_id": txn.id, "csrf": txn.csrf, "client_name": self.client_name(txn),
+            "person_name": name or "?", "ui_locales": txn.params.get("ui_locales"),
+        }, status_code=403)
+
+    def _preselect(self, txn: LoginTransaction, choices: list[Assignment],
+                   session: SsoSession | None) -> dict | None:
         if "select_account" in txn.prompts:
             return None
         if len(choices) == 1:
@@ -345,16 +379,16 @@ class Flow:
         last = self.prefs.read(request).roles.get(txn.client_id)
         preselected = next((a["id"] for a in txn.choices if assignment_digest(a) == last), None)
         return self.broker.pages.render(request, "picker.html", {
-            "txn_id": txn.id, "csrf": txn.csrf, "client_name": self._client_name(txn),
+            "txn_id": txn.id, "csrf": txn.csrf, "client_name": self.client_name(txn),
             "choices": txn.choices, "ui_locales": txn.params.get("ui_locales"),
             "preselected": preselected, "expires_at": txn.expires, "client_id": txn.client_id,
             "switch_path": f"/login/{txn.id}",
         }, status_code=status_code)
 
-    async def _complete(self, request: Request, txn: LoginTransaction, session: Any = None) -> Response:
+    async def _complete(self, request: Request, txn: LoginTransaction,
+                        session: SsoSession | None = None) -> Response:
         """Create or extend the SSO session, issue the code, send the browser back."""
         broker = self.broker
-        client = broker.clients.get(txn.client_id)
         missing = self._unmet_essential_claims(txn)
         if missing:
             # The login cannot give what the RP declared essential (e.g. a personal
@@ -366,15 +400,43 @@ class Flow:
             await broker.transactions.end(txn)
             return self._error(request, txn, "unmet_authentication_requirements",
                                "essential claims not available from this login: " + " ".join(missing))
-        cookies = broker.cookies
-        cookie = cookies.get(request, SSO_COOKIE)
+        kept = await self._keep_session(request, txn, session)
+        if kept is None:
+            return await self._restart(request, txn)
+        session, new_cookie, replaced = kept
+        try:
+            code, pending, location = self._issue_code(txn, session)
+        except OAuth2Error as exc:
+            return self._error(request, txn, exc.error, exc.description)
+        await broker.grants.save_code(code, pending)
+        await broker.transactions.end(txn)
+        broker.metrics.active_logins.ended(txn.id)
+        broker.metrics.login(txn.identity.get("method"), "sso" if txn.from_session else "success")
+        broker.audit.event("login", client=txn.client_id, user=txn.user["id"],
+                           method=txn.identity.get("method"), sid=session.sid,
+                           assignment=txn.assignment["id"] if txn.assignment else None,
+                           sso=txn.from_session, outcome="success")
+        uri, params = location_params(location)
+        response = to_client(broker, request, uri, params, txn.params.get("response_mode"))
+        if new_cookie:
+            broker.cookies.set(response, SSO_COOKIE, new_cookie)
+        response.background = deliver_soon(broker, replaced)
+        return response
+
+    async def _keep_session(self, request: Request, txn: LoginTransaction,
+                            session: SsoSession | None,
+                            ) -> tuple[SsoSession, str | None, SsoSession | None] | None:
+        """The SSO session this login ends in - created, re-authenticated or extended with
+        this client - with the cookie to set (if new) and a session it replaced (another
+        person's, on this browser). None when the session it relied on ended meanwhile."""
+        broker = self.broker
+        cookie = broker.cookies.get(request, SSO_COOKIE)
         new_cookie = None
         replaced = None
         session = session or await broker.sessions.load(cookie)
         if txn.from_session:
             if session is None or session.identity != txn.identity:
-                # Logged out, expired or replaced while the picker was open.
-                return await self._restart(request, txn)
+                return None  # logged out, expired or replaced while the picker was open
         elif session is not None and session.user.get("id") == txn.user["id"]:
             # The same person logged in again: same sid and clients, new auth_time.
             new_cookie = await broker.sessions.reauthenticate(cookie or "", session, txn.user,
@@ -386,21 +448,35 @@ class Flow:
             # everywhere (a shared workstation must not keep their RP sessions alive).
             replaced = await end_session(broker, session.sid, reason="replaced")
             session = None
-        use = {"assignment": txn.assignment["id"] if txn.assignment else None}
         if session is None:
             new_cookie, session = await broker.sessions.create(
-                txn.user, txn.identity, clients={txn.client_id: {"since": int(time.time()), **use}},
+                txn.user, txn.identity, clients={txn.client_id: self._use(txn, None)},
                 assignment=txn.assignment)
-        else:
-            session.clients[txn.client_id] = {
-                "since": session.clients.get(txn.client_id, {}).get("since", int(time.time())), **use}
-            if len(txn.choices) > 1 or session.assignment is None:
-                session.assignment = txn.assignment  # what the person chose carries over
-            if not await broker.sessions.save(new_cookie or cookie or "", session):
-                return await self._restart(request, txn)  # ended meanwhile (logout elsewhere)
-        cookie = new_cookie or cookie
+            return session, new_cookie, replaced
+        if not await self._extend(txn, session, new_cookie or cookie or ""):
+            return None  # ended meanwhile (logout elsewhere)
+        return session, new_cookie, replaced
 
-        scope = txn.params.get("scope", "")
+    async def _extend(self, txn: LoginTransaction, session: SsoSession, cookie: str) -> bool:
+        """Add this client to a live session; False when it was ended meanwhile."""
+        session.clients[txn.client_id] = self._use(txn, session)
+        if len(txn.choices) > 1 or session.assignment is None:
+            session.assignment = txn.assignment  # what the person chose carries over
+        return await self.broker.sessions.save(cookie, session)
+
+    @staticmethod
+    def _use(txn: LoginTransaction, session: SsoSession | None) -> dict[str, Any]:
+        """What the session records of this client: since when, in which assignment."""
+        since = session.clients.get(txn.client_id, {}).get("since") if session else None
+        return {"since": since or int(time.time()),
+                "assignment": txn.assignment["id"] if txn.assignment else None}
+
+    def _issue_code(self, txn: LoginTransaction,
+                    session: SsoSession) -> tuple[str, PendingCode, str]:
+        """The grant this login makes, and Authlib's answer for it: (code, the pending code
+        record to save, the redirect with the code). Raises OAuth2Error."""
+        broker = self.broker
+        client = broker.clients.get(txn.client_id)
         grant = Grant(
             client_id=txn.client_id,
             sub=subject_for(txn.user["id"], client.settings, broker.settings.pairwise_salt),
@@ -413,33 +489,17 @@ class Flow:
             amr=txn.identity.get("amr"),
             sid=session.sid,
             claims_request=parse_claims_request(txn.params.get("claims")),
-            scope=scope,
+            scope=txn.params.get("scope", ""),
         )
         oauth_req = BrokerRequest("GET", broker.issuer + "/authorize",
                                   ImmutableMultiDict(txn.params), {},
                                   TokenExchange(now=broker.grants.now()))
-        try:
-            auth_grant = broker.provider.get_authorization_grant(oauth_req)
-            redirect_uri = auth_grant.validate_authorization_request()
-            _, _, headers = auth_grant.create_authorization_response(
-                redirect_uri, GrantUser(grant=grant, family=TokenMinter.new_family()))
-        except OAuth2Error as exc:
-            return self._error(request, txn, exc.error, exc.description)
+        auth_grant = broker.provider.get_authorization_grant(oauth_req)
+        redirect_uri = auth_grant.validate_authorization_request()
+        _, _, headers = auth_grant.create_authorization_response(
+            redirect_uri, GrantUser(grant=grant, family=TokenMinter.new_family()))
         code, pending = oauth_req.exchange.issued_code  # type: ignore[misc]
-        await broker.grants.save_code(code, pending)
-        await broker.transactions.end(txn)
-        broker.metrics.active_logins.ended(txn.id)
-        broker.metrics.login(txn.identity.get("method"), "sso" if txn.from_session else "success")
-        broker.audit.event("login", client=txn.client_id, user=txn.user["id"],
-                           method=txn.identity.get("method"), sid=session.sid,
-                           assignment=txn.assignment["id"] if txn.assignment else None,
-                           sso=txn.from_session, outcome="success")
-        uri, params = location_params(dict(headers)["Location"])
-        response = to_client(broker, request, uri, params, txn.params.get("response_mode"))
-        if new_cookie:
-            cookies.set(response, SSO_COOKIE, new_cookie)
-        response.background = deliver_soon(broker, replaced)
-        return response
+        return code, pending, dict(headers)["Location"]
 
     def _unmet_essential_claims(self, txn: LoginTransaction) -> list[str]:
         requested = parse_claims_request(txn.params.get("claims"))
@@ -476,21 +536,6 @@ class Flow:
         return Response(status_code=303, headers={"Location": f"/login/{txn.id}"})
 
     # -- helpers -------------------------------------------------------------------------
-    async def _form(self, request: Request, txn: LoginTransaction) -> dict[str, str]:
-        form = await request.form()
-        token = form.get("csrf")
-        if not isinstance(token, str) or not hmac.compare_digest(token.encode(), txn.csrf.encode()):
-            raise FlowError("error_csrf", 403)
-        return {k: v for k, v in form.items() if isinstance(v, str)}
-
-    def _client_name(self, txn: LoginTransaction) -> str:
-        client = self.broker.clients.get(txn.client_id)
-        return client.settings.client_name if client else txn.client_id
-
-    def other_methods_url(self, txn: LoginTransaction) -> str | None:
-        """The method chooser, when this login has more than one method to offer."""
-        return f"/login/{txn.id}?choose=1" if len(self._methods(txn)) > 1 else None
-
     def _remember(self, request: Request, response: Response, *, client: str | None = None,
                   method: str | None = None, role: tuple[str, Any] | None = None) -> None:
         """Keep the person's choices in the preference cookie (see web/prefs.py)."""

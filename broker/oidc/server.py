@@ -52,7 +52,7 @@ from ..grants import (
 )
 from .claims import apply_mapping, release
 from .clients import Client, ClientRegistry
-from .tokens import Signer
+from .signer import Signer
 
 
 # -- requests -----------------------------------------------------------------------------
@@ -521,24 +521,29 @@ class RequestObjects(OpenIDJWTAuthenticationRequest):
             raise InvalidRequestError("the request object's iss must be the client_id", state=state)
         merged = {k: v for k, v in outer.items() if k != "request"}
         for name, value in inner.items():
-            if name in self.JWT_CLAIMS:
-                continue
-            text = self._text(value)
-            if text is None:
-                raise InvalidRequestObjectError(
-                    description=f"{self._named(name)} in the request object must be a string"
-                    + (", a number" if name == "max_age" else "") + " or a JSON object",
-                    state=state)
-            if name in outer and not self._same(name, outer[name], value, text):
-                raise InvalidRequestError(
-                    f"{self._named(name)} differs between the request and the request object",
-                    state=state)
-            if name == "response_type" and not self.RESPONSE_TYPE.match(text):
-                # Authlib echoes it into its own error, which must be plain ASCII.
-                raise InvalidRequestObjectError(description="response_type must be code",
-                                                state=state)
-            merged[name] = text
+            if name not in self.JWT_CLAIMS:
+                merged[name] = self._inner_value(name, value, outer, state)
         request.payload = _Payload(ImmutableMultiDict(merged))
+
+    def _inner_value(self, name: str, value: Any, outer: dict[str, str],
+                     state: str | None) -> str:
+        """One parameter of a request object as text, when it may stand (it must not
+        differ from the same parameter outside)."""
+        text = self._text(value)
+        if text is None:
+            raise InvalidRequestObjectError(
+                description=f"{self._named(name)} in the request object must be a string"
+                + (", a number" if name == "max_age" else "") + " or a JSON object",
+                state=state)
+        if name in outer and not self._same(name, outer[name], value, text):
+            raise InvalidRequestError(
+                f"{self._named(name)} differs between the request and the request object",
+                state=state)
+        if name == "response_type" and not self.RESPONSE_TYPE.match(text):
+            # Authlib echoes it into its own error, which must be plain ASCII.
+            raise InvalidRequestObjectError(description="response_type must be code",
+                                            state=state)
+        return text
 
     @staticmethod
     def _text(value: Any) -> str | None:

@@ -172,10 +172,48 @@ def _field(body: dict[str, Any], name: str, required: bool = True) -> Any:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _control_routes(sim: BankIDSimulator) -> list[Route]:
+class ControlApi:
     """JSON endpoints that let a test play the person and the weather."""
 
-    def action(fn: Callable[[dict[str, Any]], Any]) -> Handler:
+    def __init__(self, sim: BankIDSimulator) -> None:
+        self.sim = sim
+
+    def routes(self) -> list[Route]:
+        sim, action = self.sim, self._action
+
+        def pno(body: dict[str, Any]) -> str | None:
+            return _field(body, "personalNumber", required=False)
+
+        return [
+            Route("/control/orders", self.orders, methods=["GET"]),
+            Route("/control/scan", action(lambda b: sim.scan(_field(b, "qr"), pno(b))),
+                  methods=["POST"]),
+            Route("/control/open",
+                  action(lambda b: sim.open(_field(b, "autoStartToken"), pno(b))),
+                  methods=["POST"]),
+            Route("/control/phone", action(lambda b: sim.pick_up_phone(_field(b, "orderRef"))),
+                  methods=["POST"]),
+            Route("/control/select",
+                  action(lambda b: sim.select(_field(b, "orderRef"), _field(b, "personalNumber"))),
+                  methods=["POST"]),
+            Route("/control/advance", action(lambda b: sim.advance(_field(b, "orderRef"))),
+                  methods=["POST"]),
+            Route("/control/approve", action(lambda b: sim.approve(_field(b, "orderRef"), pno(b))),
+                  methods=["POST"]),
+            Route("/control/cancel",
+                  action(lambda b: sim.fail(_field(b, "orderRef"), "userCancel")),
+                  methods=["POST"]),
+            Route("/control/fail",
+                  action(lambda b: sim.fail(_field(b, "orderRef"), _field(b, "hintCode"))),
+                  methods=["POST"]),
+            Route("/control/faults", self.faults, methods=["GET", "POST", "DELETE"]),
+            Route("/control/reset", self.reset, methods=["POST"]),
+            Route("/control/clock", self.clock, methods=["POST"]),
+        ]
+
+    def _action(self, fn: Callable[[dict[str, Any]], Any]) -> Handler:
+        """A person's action on an order, answered with the order's summary."""
+
         async def handler(request: Request) -> Response:
             try:
                 order = fn(await _json_body(request))
@@ -183,47 +221,34 @@ def _control_routes(sim: BankIDSimulator) -> list[Route]:
                 return _json_error(str(exc), exc.status)
             except ValueError as exc:
                 return _json_error(str(exc), 400)
-            return JSONResponse(order.summary(sim.clock()) if order is not None else {})
+            return JSONResponse(order.summary(self.sim.clock()) if order is not None else {})
 
         return handler
 
-    def pno(body: dict[str, Any]) -> str | None:
-        return _field(body, "personalNumber", required=False)
+    async def orders(self, request: Request) -> Response:
+        now = self.sim.tick()
+        return JSONResponse({"orders": order_summaries(list(self.sim.orders.values()), now)})
 
-    async def orders(request: Request) -> Response:
-        now = sim.tick()
-        return JSONResponse({"orders": order_summaries(list(sim.orders.values()), now)})
-
-    async def faults(request: Request) -> Response:
+    async def faults(self, request: Request) -> Response:
         if request.method == "DELETE":
-            sim.faults.clear()
+            self.sim.faults.clear()
         elif request.method == "POST":
             try:
                 body = await _json_body(request)
-                endpoint = _field(body, "endpoint")
-                status = body.get("status")
-                if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
-                    raise UserActionError("status must be an HTTP error status", 400)
-                delay = body.get("delay", 0)
-                times = body.get("times", 1)
-                if not isinstance(delay, int | float) or delay < 0 or delay > 120:
-                    raise UserActionError("delay must be 0-120 seconds", 400)
-                if times is not None and (not isinstance(times, int) or times < 1):
-                    raise UserActionError("times must be a positive count or null", 400)
-                sim.set_fault(endpoint, Fault(status=status, delay=float(delay), times=times))
+                self.sim.set_fault(_field(body, "endpoint"), _fault(body))
             except UserActionError as exc:
                 return _json_error(str(exc), exc.status)
             except ValueError as exc:
                 return _json_error(str(exc), 400)
-        return JSONResponse({k: f.to_json() for k, f in sim.faults.items()})
+        return JSONResponse({k: f.to_json() for k, f in self.sim.faults.items()})
 
-    async def reset(request: Request) -> Response:
-        sim.reset()
+    async def reset(self, request: Request) -> Response:
+        self.sim.reset()
         return JSONResponse({})
 
-    async def clock(request: Request) -> Response:
+    async def clock(self, request: Request) -> Response:
         """Simulated time jumps forward (only on a `SimulatedClock`, i.e. in tests)."""
-        advance = getattr(sim.clock, "advance", None)
+        advance = getattr(self.sim.clock, "advance", None)
         if advance is None:
             return _json_error("this simulator runs on the real clock", 409)
         try:
@@ -234,32 +259,21 @@ def _control_routes(sim: BankIDSimulator) -> list[Route]:
         except UserActionError as exc:
             return _json_error(str(exc), exc.status)
         advance(float(seconds))
-        return JSONResponse({"now": sim.tick()})
+        return JSONResponse({"now": self.sim.tick()})
 
-    return [
-        Route("/control/orders", orders, methods=["GET"]),
-        Route("/control/scan", action(lambda b: sim.scan(_field(b, "qr"), pno(b))),
-              methods=["POST"]),
-        Route("/control/open",
-              action(lambda b: sim.open(_field(b, "autoStartToken"), pno(b))), methods=["POST"]),
-        Route("/control/phone", action(lambda b: sim.pick_up_phone(_field(b, "orderRef"))),
-              methods=["POST"]),
-        Route("/control/select",
-              action(lambda b: sim.select(_field(b, "orderRef"), _field(b, "personalNumber"))),
-              methods=["POST"]),
-        Route("/control/advance", action(lambda b: sim.advance(_field(b, "orderRef"))),
-              methods=["POST"]),
-        Route("/control/approve", action(lambda b: sim.approve(_field(b, "orderRef"), pno(b))),
-              methods=["POST"]),
-        Route("/control/cancel", action(lambda b: sim.fail(_field(b, "orderRef"), "userCancel")),
-              methods=["POST"]),
-        Route("/control/fail",
-              action(lambda b: sim.fail(_field(b, "orderRef"), _field(b, "hintCode"))),
-              methods=["POST"]),
-        Route("/control/faults", faults, methods=["GET", "POST", "DELETE"]),
-        Route("/control/reset", reset, methods=["POST"]),
-        Route("/control/clock", clock, methods=["POST"]),
-    ]
+
+def _fault(body: dict[str, Any]) -> Fault:
+    """The fault a test asks for: an HTTP error status, a delay, how many times."""
+    status = body.get("status")
+    if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
+        raise UserActionError("status must be an HTTP error status", 400)
+    delay = body.get("delay", 0)
+    times = body.get("times", 1)
+    if not isinstance(delay, int | float) or delay < 0 or delay > 120:
+        raise UserActionError("delay must be 0-120 seconds", 400)
+    if times is not None and (not isinstance(times, int) or times < 1):
+        raise UserActionError("times must be a positive count or null", 400)
+    return Fault(status=status, delay=float(delay), times=times)
 
 
 def _safe_redirect(url: str | None) -> str | None:
@@ -270,18 +284,40 @@ def _safe_redirect(url: str | None) -> str | None:
     return url if parts.scheme in ("http", "https") and parts.netloc else None
 
 
-def _app_routes(sim: BankIDSimulator) -> list[Route]:
+# What the app's buttons do to an order: the hint code a person's refusal ends it with.
+_REFUSALS = {"cancel": "userCancel", "decline": "userDeclinedCall", "block": "certificateErr",
+             "oldapp": "notSupportedByUserApp"}
+
+
+class TestApp:
     """The human-facing test app."""
 
-    def base(request: Request) -> str:
+    __test__ = False  # not a pytest class, whatever its name
+
+    def __init__(self, sim: BankIDSimulator) -> None:
+        self.sim = sim
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.root, methods=["GET"]),
+            Route("/app", self.app_page, methods=["GET"]),
+            Route("/app/action", self.app_action, methods=["POST"]),
+            Route("/app/static/app.css", self.css, methods=["GET"]),
+            Route("/app/static/app.js", self.js, methods=["GET"]),
+        ]
+
+    @staticmethod
+    def _base(request: Request) -> str:
         return request.scope.get("root_path", "").rstrip("/")
 
-    def page(request: Request, html: str, status: int = 200) -> Response:
+    @staticmethod
+    def _page(html: str, status: int = 200) -> Response:
         return Response(html, status_code=status, media_type="text/html; charset=utf-8",
                         headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store",
                                  "Referrer-Policy": "no-referrer"})
 
-    async def app_page(request: Request) -> Response:
+    async def app_page(self, request: Request) -> Response:
+        sim = self.sim
         now = sim.tick()
         token = request.query_params.get("autostarttoken")
         flash = request.query_params.get("msg")
@@ -296,62 +332,56 @@ def _app_routes(sim: BankIDSimulator) -> list[Route]:
                 if order.live and order.via is None:
                     sim.open(token)  # launching the app with the token is the pick-up
                 focus = order
-        html = render_page(base(request), orders=list(sim.orders.values()), now=now,
+        html = render_page(self._base(request), orders=list(sim.orders.values()), now=now,
                            persons=sim.settings.persons, flash=flash, error=error,
                            focus=focus, redirect=request.query_params.get("redirect"))
-        return page(request, html, status)
+        return self._page(html, status)
 
-    async def app_action(request: Request) -> Response:
+    async def app_action(self, request: Request) -> Response:
         form = await request.form()
-        act = str(form.get("action", ""))
-        ref = str(form.get("orderRef", ""))
-        who = str(form.get("personalNumber", "")) or None
-        back = f"{base(request)}/app"
+        back = f"{self._base(request)}/app"
         try:
-            if act == "scan":
-                order = sim.scan(str(form.get("qr", "")), who)
-                msg = "QR code scanned; choose approve or cancel below."
-            elif act == "approve":
-                order = sim.approve(ref, who)
-                msg = f"Approved as {order.person.name if order.person else who}."
-                return_url = order.body.get("returnUrl")
-                target = _safe_redirect(return_url) or _safe_redirect(
-                    str(form.get("redirect", "")) or None)
-                if target:
-                    return RedirectResponse(target, status_code=303)
-                if return_url:  # another browser's scheme: the real app hands it to iOS
-                    msg += f" The app now opens {return_url}"
-            elif act == "advance":
-                sim.advance(ref)
-                msg = "Confirmed."
-            elif act in ("cancel", "decline", "block", "oldapp"):
-                hint = {"cancel": "userCancel", "decline": "userDeclinedCall",
-                        "block": "certificateErr", "oldapp": "notSupportedByUserApp"}[act]
-                sim.fail(ref, hint)
-                msg = f"Order ended: {hint}."
-            else:
-                raise UserActionError("unknown action", 400)
+            msg, target = self._act({k: v for k, v in form.items() if isinstance(v, str)})
         except UserActionError as exc:
             return RedirectResponse(f"{back}?error=1&msg={quote(str(exc).capitalize() + '.')}",
                                     status_code=303)
+        if target:
+            return RedirectResponse(target, status_code=303)
         return RedirectResponse(f"{back}?msg={quote(msg)}", status_code=303)
 
-    async def css(request: Request) -> Response:
+    def _act(self, form: dict[str, str]) -> tuple[str, str | None]:
+        """Do what the person pressed; the message to show, or where the app returns to."""
+        sim = self.sim
+        act = form.get("action", "")
+        ref = form.get("orderRef", "")
+        who = form.get("personalNumber", "") or None
+        if act == "scan":
+            sim.scan(form.get("qr", ""), who)
+            return "QR code scanned; choose approve or cancel below.", None
+        if act == "approve":
+            order = sim.approve(ref, who)
+            msg = f"Approved as {order.person.name if order.person else who}."
+            return_url = order.body.get("returnUrl")
+            target = _safe_redirect(return_url) or _safe_redirect(form.get("redirect") or None)
+            if return_url and not target:  # another browser's scheme: the real app hands it to iOS
+                msg += f" The app now opens {return_url}"
+            return msg, target
+        if act == "advance":
+            sim.advance(ref)
+            return "Confirmed.", None
+        if act in _REFUSALS:
+            sim.fail(ref, _REFUSALS[act])
+            return f"Order ended: {_REFUSALS[act]}.", None
+        raise UserActionError("unknown action", 400)
+
+    async def css(self, request: Request) -> Response:
         return Response(CSS, media_type="text/css")
 
-    async def js(request: Request) -> Response:
+    async def js(self, request: Request) -> Response:
         return Response(JS, media_type="text/javascript")
 
-    async def root(request: Request) -> Response:
-        return RedirectResponse(f"{base(request)}/app", status_code=303)
-
-    return [
-        Route("/", root, methods=["GET"]),
-        Route("/app", app_page, methods=["GET"]),
-        Route("/app/action", app_action, methods=["POST"]),
-        Route("/app/static/app.css", css, methods=["GET"]),
-        Route("/app/static/app.js", js, methods=["GET"]),
-    ]
+    async def root(self, request: Request) -> Response:
+        return RedirectResponse(f"{self._base(request)}/app", status_code=303)
 
 
 def create_simulator_app(
@@ -363,8 +393,8 @@ def create_simulator_app(
     routes = [
         Route(API_PREFIX + "{endpoint:path}", api.handle,
               methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
-        *_control_routes(sim),
-        *_app_routes(sim),
+        *ControlApi(sim).routes(),
+        *TestApp(sim).routes(),
     ]
     app = Starlette(routes=routes)
     app.state.simulator = sim

@@ -27,10 +27,6 @@ from .bankid_validation import ApiError, invalid
 Clock = Callable[[], float]
 
 ENDPOINTS = ("auth", "sign", "phone/auth", "phone/sign", "collect", "cancel")
-USER_FAILURES = (
-    "userCancel", "certificateErr", "userDeclinedCall", "notSupportedByUserApp",
-    "transactionRiskBlocked", "expiredTransaction", "startFailed", "cancelled",
-)
 # An opaque stand-in for a DER OCSP response; parsers of our own only store it for audit.
 CANNED_OCSP = base64.b64encode(b"\x30\x03\x0a\x01\x00simulated-ocsp-response").decode("ascii")
 
@@ -87,7 +83,6 @@ class SimOrder:
     status: str = "pending"
     hint_code: str | None = "outstandingTransaction"
     via: str | None = None  # qr | autostart | phone, once the app has the order
-    picked_up_at: float | None = None
     person: TestPerson | None = None
     finished_at: float | None = None
     completion: dict[str, Any] | None = field(default=None, repr=False)
@@ -331,7 +326,6 @@ class BankIDSimulator:
         if order.via is not None:
             raise UserActionError("the order has already been picked up by an app")
         order.via = via
-        order.picked_up_at = now
         # The app has the order but no identity is chosen yet ("searching for BankID").
         order.hint_code = "outstandingTransaction" if via == "phone" else "started"
 
@@ -414,7 +408,6 @@ class BankIDSimulator:
             )
         if order.via is None:
             order.via = "phone" if order.phone else "qr"
-            order.picked_up_at = at
         order.person = person
         self._complete(order, at)
 

@@ -89,19 +89,21 @@ def _check_requirement(req: Any, allowed: set[str]) -> dict[str, Any]:
         isinstance(req["personalNumber"], str) and _PNO.match(req["personalNumber"])
     ):
         raise invalid("Incorrect personalNumber")
-    for flag in ("pinCode", "mrtd"):
-        if flag in req and not isinstance(req[flag], bool):
-            raise invalid("Invalid requirement")
-    if "cardReader" in req and req["cardReader"] not in ("class1", "class2"):
+    if not (_flags_ok(req) and req.get("cardReader", "class1") in ("class1", "class2")
+            and ("certificatePolicies" not in req or _policies_ok(req["certificatePolicies"]))):
         raise invalid("Invalid requirement")
-    if "certificatePolicies" in req:
-        pols = req["certificatePolicies"]
-        if not isinstance(pols, list) or not pols or not all(
-            isinstance(p, str) and _OID.match(p) and ("*" not in p or p.count(".") >= 4)
-            for p in pols
-        ):
-            raise invalid("Invalid requirement")
     return dict(req)
+
+
+def _flags_ok(req: dict[str, Any]) -> bool:
+    return all(isinstance(req[flag], bool) for flag in ("pinCode", "mrtd") if flag in req)
+
+
+def _policies_ok(pols: Any) -> bool:
+    """A non-empty list of OIDs, a trailing '*' only from the fifth position on."""
+    return isinstance(pols, list) and bool(pols) and all(
+        isinstance(p, str) and _OID.match(p) and ("*" not in p or p.count(".") >= 4)
+        for p in pols)
 
 
 def _check_web(web: Any) -> None:
@@ -128,27 +130,27 @@ def validate_order(kind: str, body: Any, *, formats: tuple[str, ...]) -> dict[st
         raise invalid("Invalid request")
     sign = kind.endswith("sign")
     if kind in PHONE_KINDS:
-        if set(body) - _PHONE_KEYS:
-            raise invalid("Invalid request")
-        pno = body.get("personalNumber")
-        if not (isinstance(pno, str) and _PNO.match(pno)):
-            raise invalid("Incorrect personalNumber")
-        if body.get("callInitiator") not in ("user", "RP"):
-            raise invalid("Incorrect callInitiator")
-        req = _check_requirement(body.get("requirement", {}), _PHONE_REQ_KEYS)
-        _check_data(body, sign=sign, visible_required=sign, formats=formats)
-        return req
+        return _validate_phone_order(body, sign=sign, formats=formats)
     if set(body) - _ORDER_KEYS:
         raise invalid("Invalid request")
-    ip = body.get("endUserIp")
+    _check_end_user_ip(body.get("endUserIp"))
+    req = _check_requirement(body.get("requirement", {}), _REQ_KEYS)
+    _check_data(body, sign=sign, visible_required=sign, formats=formats)
+    _check_context(body)
+    return req
+
+
+def _check_end_user_ip(ip: Any) -> None:
     try:
         if not isinstance(ip, str):
             raise ValueError
         ipaddress.ip_address(ip)
     except ValueError:
         raise invalid("Invalid endUserIp") from None
-    req = _check_requirement(body.get("requirement", {}), _REQ_KEYS)
-    _check_data(body, sign=sign, visible_required=sign, formats=formats)
+
+
+def _check_context(body: dict[str, Any]) -> None:
+    """returnUrl, returnRisk, and at most one of web and app."""
     if "returnUrl" in body:
         url = body["returnUrl"]
         if not isinstance(url, str) or not 1 <= len(url) <= 512:
@@ -161,6 +163,19 @@ def validate_order(kind: str, body: Any, *, formats: tuple[str, ...]) -> dict[st
         _check_web(body["web"])
     if "app" in body:
         _check_app(body["app"])
+
+
+def _validate_phone_order(body: dict[str, Any], *, sign: bool,
+                          formats: tuple[str, ...]) -> dict[str, Any]:
+    if set(body) - _PHONE_KEYS:
+        raise invalid("Invalid request")
+    pno = body.get("personalNumber")
+    if not (isinstance(pno, str) and _PNO.match(pno)):
+        raise invalid("Incorrect personalNumber")
+    if body.get("callInitiator") not in ("user", "RP"):
+        raise invalid("Incorrect callInitiator")
+    req = _check_requirement(body.get("requirement", {}), _PHONE_REQ_KEYS)
+    _check_data(body, sign=sign, visible_required=sign, formats=formats)
     return req
 
 

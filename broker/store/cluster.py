@@ -32,7 +32,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from .pipelining import READS, AutoPipeline, NotReplicated
+from .pipelining import READS, AutoPipeline, replicated, settle
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
@@ -118,21 +118,11 @@ class ClusterAutoPipeline(AutoPipeline):
             return
         results = [c.result for c in commands]
         if writes:
-            acked = results.pop()
-            if isinstance(acked, Exception) or int(acked) < self._replicas:
-                failure = NotReplicated(f"{acked} of {self._replicas} replicas acknowledged")
-                results = [failure if args[0] not in READS else r
-                           for (args, _), r in zip(batch, results, strict=True)]
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, _MOVED):
-                self.stale()
-                result = SlotMoved(str(result))
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+            results = replicated(batch, results, self._replicas)
+        if any(isinstance(r, _MOVED) for r in results):
+            self.stale()
+            results = [SlotMoved(str(r)) if isinstance(r, _MOVED) else r for r in results]
+        settle(batch, results)
 
     @staticmethod
     def _fail(batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]], exc: Exception) -> None:

@@ -73,12 +73,7 @@ class AutoPipeline:
                     pipe.execute_command("WAIT", self._replicas, self._wait_ms)
                 replies = await pipe.execute(raise_on_error=False)
                 if writes:
-                    acked = replies.pop()
-                    if isinstance(acked, Exception) or int(acked) < self._replicas:
-                        failure = NotReplicated(
-                            f"{acked} of {self._replicas} replicas acknowledged the write")
-                        replies = [failure if args[0] not in READS else reply
-                                   for (args, _), reply in zip(batch, replies, strict=True)]
+                    replies = replicated(batch, replies, self._replicas)
         except BaseException as exc:  # connection lost, timeout, cancelled at shutdown
             for _, future in batch:
                 if not future.done():
@@ -87,13 +82,7 @@ class AutoPipeline:
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, future), reply in zip(batch, replies, strict=True):
-            if future.done():
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
+        settle(batch, replies)
 
     async def _one(self, args: tuple[Any, ...]) -> Any:
         # Alone in its turn: a plain command is cheaper than a pipeline of one.
@@ -106,3 +95,28 @@ class AutoPipeline:
         """Wait for batches already on their way (their callers are still waiting)."""
         if self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
+
+
+Batch = list[tuple[tuple[Any, ...], "asyncio.Future[Any]"]]
+
+
+def replicated(batch: Batch, replies: list[Any], replicas: int) -> list[Any]:
+    """The replies of a batch sent with a trailing WAIT: when fewer than `replicas`
+    acknowledged, every write of the batch becomes NotReplicated (reads stand)."""
+    acked = replies.pop()
+    if isinstance(acked, Exception) or int(acked) < replicas:
+        failure = NotReplicated(f"{acked} of {replicas} replicas acknowledged the write")
+        return [failure if args[0] not in READS else reply
+                for (args, _), reply in zip(batch, replies, strict=True)]
+    return replies
+
+
+def settle(batch: Batch, replies: list[Any]) -> None:
+    """Hand each caller still waiting its reply (an exception is raised to it)."""
+    for (_, future), reply in zip(batch, replies, strict=True):
+        if future.done():
+            continue
+        if isinstance(reply, Exception):
+            future.set_exception(reply)
+        else:
+            future.set_result(reply)

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -33,6 +32,13 @@ from redis.exceptions import (
     RedisError,
     ResponseError,
     TimeoutError,
+)
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_before_delay,
+    wait_exponential,
 )
 
 from . import scripts
@@ -249,22 +255,30 @@ class RedisStore:
         """The master took the write but no replica has it yet: right after a fail-over the
         new master has none until the old one has resynced. Failing now would make the
         client retry something that already happened (a redemption would then look like
-        a replay), so the write is sent again, with its operation key, until replicas
-        acknowledge it or `replica_patience` runs out (then a clean 503)."""
-        deadline = time.monotonic() + self._patience
-        pause = self._pause
-        while True:
-            await asyncio.sleep(pause)
-            try:
-                return await self._pipeline.execute(*args)
-            except NotReplicated as exc:
-                if time.monotonic() + pause > deadline:
-                    raise StoreError(str(exc)) from exc
-            except (RedisError, OSError) as exc:
-                if time.monotonic() + pause > deadline:
-                    raise StoreError(str(exc) or type(exc).__name__) from exc
+        a replay), so the write is sent again, with its operation key, after a pause that
+        doubles up to 0.4 s (tenacity), until replicas acknowledge it or `replica_patience`
+        runs out (then a clean 503). A node that refuses writes meanwhile is left at once."""
+
+        async def leave_a_read_only_master(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, Exception) and not isinstance(exc, NotReplicated):
                 await self._not_a_writable_master(exc)
-            pause = min(pause * 2, 0.4)
+
+        await asyncio.sleep(self._pause)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((NotReplicated, RedisError, OSError)),
+            wait=wait_exponential(multiplier=2 * self._pause, max=0.4),
+            stop=stop_before_delay(self._patience - self._pause),
+            before_sleep=leave_a_read_only_master, reraise=True)
+        async def send() -> Any:
+            # execute returns the batch's future (a plain call, not a coroutine function):
+            # tenacity must be given something to await.
+            return await self._pipeline.execute(*args)
+
+        try:
+            return await retrying(send)
+        except (RedisError, OSError) as exc:  # NotReplicated is a RedisError
+            raise StoreError(str(exc) or type(exc).__name__) from exc
 
     async def _not_a_writable_master(self, exc: Exception) -> None:
         """A node that refuses writes (a demoted master, one that lost its replicas) is

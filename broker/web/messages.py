@@ -1,10 +1,14 @@
-"""Texts of the pages, Swedish first. Connectors add their own (e.g. BankID RFA texts)."""
+"""Texts of the pages, Swedish first. Connectors and the admin app bring their own (e.g.
+BankID's RFA texts): each app's `Texts` holds the shared ones and what its parts added,
+so two apps in one process (tests, the demo) never see each other's texts."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 LOCALES = ("sv", "en")
 
-MESSAGES: dict[str, dict[str, str]] = {
+MESSAGES: Mapping[str, Mapping[str, str]] = {
     "sv": {
         "title": "Inloggning",
         "lang_switch": "In English",
@@ -94,13 +98,21 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def translate(locale: str, key: str, **values: object) -> str:
-    table = MESSAGES.get(locale) or MESSAGES["sv"]
-    text = table.get(key) or MESSAGES["sv"].get(key) or key
-    return text.format(**values) if values else text
+class Texts:
+    """One app's texts: the shared ones above plus those its parts added at start-up."""
 
+    def __init__(self, *parts: Mapping[str, Mapping[str, str]]) -> None:
+        self._tables: dict[str, dict[str, str]] = {}
+        for part in (MESSAGES, *parts):
+            self.add(part)
 
-def add_messages(extra: dict[str, dict[str, str]]) -> None:
-    """Connectors register their texts at start-up (same keys in every locale)."""
-    for locale, table in extra.items():
-        MESSAGES.setdefault(locale, {}).update(table)
+    def add(self, extra: Mapping[str, Mapping[str, str]]) -> None:
+        """A part's texts (the same keys in every locale), added while the app is built."""
+        for locale, table in extra.items():
+            self._tables.setdefault(locale, {}).update(table)
+
+    def translate(self, locale: str, key: str, **values: object) -> str:
+        """The text in `locale`, else in Swedish, else the key itself."""
+        table = self._tables.get(locale) or self._tables["sv"]
+        text = table.get(key) or self._tables["sv"].get(key) or key
+        return text.format(**values) if values else text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from ..security import Cookies
-from .messages import LOCALES, translate
+from .messages import LOCALES, Texts
 
 HERE = Path(__file__).parent
 LANG_COOKIE = "broker_lang"
@@ -60,6 +60,7 @@ class Pages:
                  clock: Callable[[], float] = time.time) -> None:
         """`cookies` sets the language cookie like every other (`__Host-`, Secure on https)."""
         self.cookies = cookies or Cookies(secure=True)
+        self.texts = Texts()
         dirs = [HERE / "templates", *(extra_template_dirs or [])]
         self.env = Environment(
             loader=FileSystemLoader([str(d) for d in dirs]),
@@ -69,8 +70,17 @@ class Pages:
         self.way_back = way_back
         self.clock = clock
 
-    def add_template_dir(self, directory: Path) -> None:
-        self.env.loader.searchpath.append(str(directory))  # type: ignore[union-attr]
+    def add(self, *, texts: Mapping[str, Mapping[str, str]] | None = None,
+            templates: Path | None = None) -> None:
+        """What a part of the app (a connector, the admin app) brings: its texts and its
+        template directory. Called while the app is built, never while it serves."""
+        if texts:
+            self.texts.add(texts)
+        if templates is not None:
+            self.env.loader.searchpath.append(str(templates))  # type: ignore[union-attr]
+
+    def translate(self, locale: str, key: str, **values: Any) -> str:
+        return self.texts.translate(locale, key, **values)
 
     def render(self, request: Request, template: str, context: dict[str, Any],
                status_code: int = 200, locale: str | None = None) -> HTMLResponse:
@@ -85,7 +95,7 @@ class Pages:
             query = {"lang": other}
         ctx = {
             "lang": locale,
-            "t": lambda key, **kw: translate(locale, key, **kw),
+            "t": lambda key, **kw: self.texts.translate(locale, key, **kw),
             "switch_url": f"{path}?{urlencode(query)}",
             **context,
         }

@@ -22,6 +22,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..security import Cookies
+
 PREFS_COOKIE = "broker_prefs"
 PREFS_MAX_AGE = 365 * 86400
 MAX_CLIENTS = 8  # roles remembered; the oldest is forgotten first
@@ -81,7 +83,7 @@ class PreferenceCookie:
     """Reads and writes `Preferences` through the broker's cookie rules (`__Host-`,
     Secure on https, HttpOnly: the pages' scripts never need it)."""
 
-    def __init__(self, cookies: Any) -> None:
+    def __init__(self, cookies: Cookies) -> None:
         self.cookies = cookies
 
     def read(self, request: Request) -> Preferences:

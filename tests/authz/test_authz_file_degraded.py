@@ -52,7 +52,7 @@ def test_a_broken_file_after_a_withdrawal_is_reported_and_the_last_good_data_kep
                      "client_secret": "l" * 32, "redirect_uris": ["https://rp.example/cb"],
                      "scopes": ["openid"]}],
     }, str(tmp_path / "broker.yaml"))
-    app = create_app(settings, connectors={"test": lambda b, f: FakeConnector(b, f)})
+    app = create_app(settings, connectors={"test": FakeConnector})
     with serve(app, port) as url, caplog.at_level(logging.ERROR):
         ready = httpx.get(url + "/readyz", timeout=10)
         assert ready.status_code == 200 and "degraded" not in ready.json()

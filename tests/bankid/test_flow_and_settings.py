@@ -10,8 +10,8 @@ from broker.connectors.bankid import (
     BankIDOrders,
     BankIDSettings,
     OrderState,
+    StartLimits,
     WebContext,
-    check_start_rate,
     error_message,
     identity_from_completion,
 )
@@ -135,15 +135,14 @@ async def test_rate_limits():
     store = MemoryStore()
     limits = BankIDSettings(environment="simulator", rate_limits={"starts_per_ip_per_minute": 2,
                                          "starts_per_transaction": 3}).rate_limits
-    now = 600.0
-    assert await check_start_rate(store, limits, client_ip="198.51.100.1", txn_id="t1", now=now) is None
-    assert await check_start_rate(store, limits, client_ip="198.51.100.1", txn_id="t1", now=now) is None
-    assert await check_start_rate(store, limits, client_ip="198.51.100.1", txn_id="t1",
-                                  now=now) == "ip"
-    assert await check_start_rate(store, limits, client_ip="198.51.100.1", txn_id="t1",
-                                  now=now + 60) is None
-    assert await check_start_rate(store, limits, client_ip="198.51.100.2", txn_id="t1",
-                                  now=now + 60) == "transaction"
+    now = [600.0]
+    starts = StartLimits(store, limits, clock=lambda: now[0])
+    assert await starts.exceeded(client_ip="198.51.100.1", txn_id="t1") is None
+    assert await starts.exceeded(client_ip="198.51.100.1", txn_id="t1") is None
+    assert await starts.exceeded(client_ip="198.51.100.1", txn_id="t1") == "ip"
+    now[0] += 60
+    assert await starts.exceeded(client_ip="198.51.100.1", txn_id="t1") is None
+    assert await starts.exceeded(client_ip="198.51.100.2", txn_id="t1") == "transaction"
 
 
 # -- settings --------------------------------------------------------------------------------

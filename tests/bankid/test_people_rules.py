@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from broker.config import ConfigError, parse_settings
-from broker.connectors.bankid import BankIDClient, BankIDOrders, BankIDSettings, check_start_rate
+from broker.connectors.bankid import BankIDClient, BankIDOrders, BankIDSettings, StartLimits
 from broker.connectors.bankid.entry import EntryError, parse_personal_number
 from broker.connectors.bankid.launch import detect, launch_url, return_url
 from broker.connectors.bankid.ratelimit import start_key
@@ -84,21 +84,23 @@ def limits(**kw):
     return BankIDSettings(environment="simulator", rate_limits=kw).rate_limits
 
 
+def starts(store, lim):
+    return StartLimits(store, lim, clock=lambda: 600)
+
+
 async def test_ipv6_addresses_count_per_64():
     store, lim = MemoryStore(), limits(starts_per_ip_per_minute=2)
     for host in ("2001:db8:1:2::1", "2001:db8:1:2::ffff"):
-        assert await check_start_rate(store, lim, client_ip=host, txn_id=host, now=600) is None
+        assert await starts(store, lim).exceeded(client_ip=host, txn_id=host) is None
     # A third address in the same /64 is the same household or office.
-    assert await check_start_rate(store, lim, client_ip="2001:db8:1:2:aaaa::9", txn_id="x",
-                                  now=600) == "ip"
-    assert await check_start_rate(store, lim, client_ip="2001:db8:1:3::1", txn_id="y",
-                                  now=600) is None
+    assert await starts(store, lim).exceeded(client_ip="2001:db8:1:2:aaaa::9", txn_id="x") == "ip"
+    assert await starts(store, lim).exceeded(client_ip="2001:db8:1:3::1", txn_id="y") is None
     assert start_key("::ffff:192.0.2.7", lim) == start_key("192.0.2.7", lim)
 
 
 async def test_sixty_starts_a_minute_from_one_address_by_default():
     store, lim = MemoryStore(), limits()
-    answers = [await check_start_rate(store, lim, client_ip="192.0.2.10", txn_id=f"t{i}", now=600)
+    answers = [await starts(store, lim).exceeded(client_ip="192.0.2.10", txn_id=f"t{i}")
                for i in range(61)]
     assert answers[:60] == [None] * 60 and answers[60] == "ip"
 
@@ -109,12 +111,11 @@ async def test_an_office_network_has_its_own_budget():
         {"network": "198.51.100.0/24", "starts_per_minute": 5},
         {"network": "198.51.100.7/32", "starts_per_minute": 1}])
     # The office's addresses share its budget of 5 (not 2 each, not unlimited).
-    answers = [await check_start_rate(store, lim, client_ip=f"198.51.100.{10 + i}", txn_id=f"t{i}",
-                                      now=600) for i in range(6)]
+    answers = [await starts(store, lim).exceeded(client_ip=f"198.51.100.{10 + i}", txn_id=f"t{i}") for i in range(6)]
     assert answers == [None] * 5 + ["ip"]
     # The most specific network counts: the NAT address has a budget of its own.
-    assert await check_start_rate(store, lim, client_ip="198.51.100.7", txn_id="a", now=600) is None
-    assert await check_start_rate(store, lim, client_ip="198.51.100.7", txn_id="b", now=600) == "ip"
+    assert await starts(store, lim).exceeded(client_ip="198.51.100.7", txn_id="a") is None
+    assert await starts(store, lim).exceeded(client_ip="198.51.100.7", txn_id="b") == "ip"
     assert start_key("192.0.2.1", lim) == ("v4:192.0.2.1", 2)
 
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from functools import partial
 
 import pytest
 
-from broker.app import create_app
+from broker.app import bankid_connector, create_app
 from broker.config import STANDARD_SCOPES, parse_settings
-from broker.connectors.bankid.connector import create as create_bankid
 from broker.store import open_store
 from tests.support.fakes import FakeSource
 from tests.support.redis import free_port
@@ -75,7 +73,7 @@ def start_broker(redis, tmp, clock=None, source=None, extra_connectors=None, **b
     issuer = f"http://127.0.0.1:{port}"
     settings = parse_settings(bankid_config(issuer, redis, tmp / "keys", **bankid), str(tmp / "b.yaml"))
     source = source or FakeSource(bankid_users())
-    connectors = {"bankid": partial(create_bankid, clock=clock), **(extra_connectors or {})}
+    connectors = {"bankid": bankid_connector(clock=clock), **(extra_connectors or {})}
     app = create_app(settings, store=open_store(redis, settings.store.prefix), source=source,
                      connectors=connectors)
     return issuer, port, app

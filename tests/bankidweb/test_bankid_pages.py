@@ -143,8 +143,9 @@ def test_a_replica_that_loses_the_collect_race_adopts_the_completion(bankid_brok
     import asyncio
 
     from broker.connectors.bankid import BankIDClient, BankIDOrders
-    from broker.connectors.bankid.flow import OrderState
+    from broker.connectors.bankid.orders import OrderState
     from broker.store import open_store
+    from broker.store.scoped import ScopedStore
 
     bb = bankid_broker
     settings = bb.broker.settings
@@ -159,7 +160,9 @@ def test_a_replica_that_loses_the_collect_race_adopts_the_completion(bankid_brok
             store = open_store(settings.store.url, settings.store.prefix)
             sim_app = bb.broker.extra_mounts["/bankid-simulator"]
             client = BankIDClient("http://sim/rp/v6.0/", transport=httpx.ASGITransport(app=sim_app))
-            orders = BankIDOrders(client, settings.connectors.bankid, store=store)
+            # The connector's records: the store under "bankid:" (ScopedStore).
+            orders = BankIDOrders(client, settings.connectors.bankid,
+                                  store=ScopedStore(store, "bankid"))
             try:
                 await store.delete(f"bankid:collect:{record['order_ref']}")
                 one = await orders.poll(first)

@@ -154,13 +154,11 @@ class PeopleStack:
 def people_stack(redis_url: str, tmp, *, extra_connectors=None, **bankid):
     """Build (not start) a broker with the demo RP mounted at /demo-rp."""
     import secrets
-    from functools import partial
 
     from starlette.routing import Mount
 
-    from broker.app import create_app
+    from broker.app import bankid_connector, create_app
     from broker.config import parse_settings
-    from broker.connectors.bankid.connector import create as create_bankid
     from broker.demo.rp import create_demo_rp
     from broker.simulators.bankid_engine import SimulatedClock
     from broker.store import open_store
@@ -190,7 +188,7 @@ def people_stack(redis_url: str, tmp, *, extra_connectors=None, **bankid):
     rp = create_demo_rp(issuer, "lifecare", secret, f"{issuer}/demo-rp")
     app = create_app(settings, store=open_store(redis_url, settings.store.prefix),
                      source=FakeSource(bankid_users()),
-                     connectors={"bankid": partial(create_bankid, clock=clock),
+                     connectors={"bankid": bankid_connector(clock=clock),
                                  **(extra_connectors or {})},
                      extra_routes=[Mount("/demo-rp", app=rp)])
     return PeopleStack(issuer, app, clock, redis_url), port

@@ -11,9 +11,8 @@ import secrets
 import httpx
 import pytest
 
-from broker.app import create_app
+from broker.app import bankid_connector, create_app
 from broker.config import parse_settings
-from broker.connectors.bankid import connector as bankid_connector
 from broker.store import open_store
 from tests.support.fakes import FakeConnector, FakeSource, default_users
 from tests.support.redis import free_port
@@ -43,8 +42,7 @@ def broker(redis, tmp_path_factory):
     }, str(tmp / "broker.yaml"))
     app = create_app(settings, store=open_store(redis, settings.store.prefix),
                      source=FakeSource(default_users(("lifecare",))),
-                     connectors={"bankid": bankid_connector.create,
-                                 "test": lambda b, f: FakeConnector(b, f)})
+                     connectors={"bankid": bankid_connector(), "test": FakeConnector})
     with serve(app, port):
         yield issuer
 

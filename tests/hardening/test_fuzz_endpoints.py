@@ -31,9 +31,8 @@ from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from broker.app import create_app
+from broker.app import bankid_connector, create_app
 from broker.config import parse_settings
-from broker.connectors.bankid.connector import create as create_bankid
 from broker.store import open_store
 from tests.conftest import REDIRECT, base_config
 from tests.hardening.rawhttp import RawResponse, request
@@ -98,7 +97,7 @@ def target(redis, tmp_path_factory):
     settings_ = parse_settings(data, str(tmp / "broker.yaml"))
     app = create_app(settings_, store=open_store(redis, settings_.store.prefix),
                      source=FakeSource(default_users(CLIENTS)),
-                     connectors={"test": FakeConnector, "bankid": create_bankid})
+                     connectors={"test": FakeConnector, "bankid": bankid_connector()})
     with serve(app, port):
         t = Target(issuer, app, redis, settings_.store.prefix)
         t.material = _material(issuer)  # type: ignore[attr-defined]

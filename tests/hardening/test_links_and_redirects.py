@@ -14,9 +14,8 @@ import pytest
 from joserfc.jwk import ECKey
 from starlette.routing import Mount
 
-from broker.app import create_app
+from broker.app import bankid_connector, create_app
 from broker.config import parse_settings
-from broker.connectors.bankid.connector import create as create_bankid
 from broker.store import open_store
 from broker.web.pages import local_path
 from tests.conftest import base_config
@@ -42,7 +41,7 @@ def site(redis, tmp_path_factory):
     settings = parse_settings(data, str(tmp / "broker.yaml"))
     app = create_app(settings, store=open_store(redis, settings.store.prefix),
                      source=FakeSource(default_users(("rp-basic",))),
-                     connectors={"test": FakeConnector, "bankid": create_bankid})
+                     connectors={"test": FakeConnector, "bankid": bankid_connector()})
     with serve(app, port):
         yield issuer, app
 

@@ -37,8 +37,8 @@ class CardConnector:
     name = "card"
     acr_values = (LOA3, LOA2)
 
-    def __init__(self, broker, flow) -> None:
-        self.flow = flow
+    def __init__(self, ctx) -> None:
+        self.flow = ctx.flow
         self.logins = 0
 
     def routes(self) -> list[Route]:
@@ -121,8 +121,8 @@ def stack(redis, tmp_path_factory):
     source = FakeSource([*default_users(CLIENT_IDS), erik])
     box: list[CardConnector] = []
 
-    def factory(broker, flow):
-        box.append(CardConnector(broker, flow))
+    def factory(ctx):
+        box.append(CardConnector(ctx))
         return box[-1]
 
     app = create_app(settings, store=open_store(redis, settings.store.prefix), source=source,

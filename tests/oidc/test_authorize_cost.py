@@ -14,9 +14,9 @@ import redis as redis_lib
 
 from broker.app import create_app
 from broker.config import STANDARD_SCOPES, parse_settings
+from broker.login_transaction import UNBOUND_TTL
 from broker.oidc.authorize import MAX_KEPT
-from broker.oidc.throttle import address_bucket
-from broker.oidc.transaction import UNBOUND_TTL
+from broker.ratelimit import address_bucket
 from broker.store import open_store
 from tests.support.fakes import FakeConnector, FakeSource, default_users
 from tests.support.rp import pkce

@@ -27,7 +27,7 @@ def live(own_redis, tmp_path):
     }, str(tmp_path / "broker.yaml"))
     source = FakeSource(default_users(("rp",)))
     app = create_app(settings, source=source,
-                     connectors={"test": lambda b, f: FakeConnector(b, f)})
+                     connectors={"test": FakeConnector})
     with serve(app) as url, httpx.Client(base_url=url, timeout=10) as http:
         yield http, own_redis, source
 

@@ -25,6 +25,7 @@ from broker.config import parse_settings
 from broker.connectors.siths import SithsAuthenticator, TrustAnchors
 from broker.connectors.siths.testpki import Card, SithsTestPKI, create_pki_app, create_test_pki
 from broker.store import MemoryStore, open_store
+from broker.store.scoped import ScopedStore
 from tests.support.fakes import FakeSource, default_users
 from tests.support.rp import FakeRP
 
@@ -70,7 +71,7 @@ async def make_auth(pki: SithsTestPKI, store: MemoryStore, clock: Clock):
     made: list[SithsAuthenticator] = []
 
     def build(**overrides: Any) -> SithsAuthenticator:
-        auth = SithsAuthenticator(make_settings(**overrides), store,
+        auth = SithsAuthenticator(make_settings(**overrides), ScopedStore(store, "siths"),
                                   trust=TrustAnchors.from_pem(pki.bundle_pem()), clock=clock)
         made.append(auth)
         return auth

@@ -114,7 +114,7 @@ async def test_ocsp_verdict_cached_until_next_update(pki, make_auth, store, cloc
     card = pki.card("anna-hsa")
     await auth.authenticate(presented(card))
     assert pki.ocsp_requests == 1
-    key = RevocationChecker.cache_key(card.cert, pki.hsa_id_3.cert)
+    key = "siths:" + RevocationChecker.cache_key(card.cert, pki.hsa_id_3.cert)  # its records
     assert key.startswith("siths:ocsp:")
     assert (await store.get(key))["status"] == "good"
 

@@ -120,8 +120,8 @@ def sso(request, tmp_path_factory):
     source = FakeSource(sso_users())
     box: list[FakeConnector] = []
 
-    def factory(broker, flow):
-        box.append(FakeConnector(broker, flow))
+    def factory(ctx):
+        box.append(FakeConnector(ctx))
         return box[-1]
 
     app = create_app(settings, store=open_store(redis, settings.store.prefix),

@@ -83,7 +83,7 @@ def test_cookie_is_host_prefixed_secure_httponly_lax_on_https():
 
 
 def _digest(cookie: str) -> str:
-    from broker.ids import digest
+    from broker.secret_ids import digest
 
     return digest(cookie)
 

@@ -90,8 +90,8 @@ def running_broker(redis_url: str, tmp: Path, *, clock=None, source=None, wrap=N
         c["client_id"] for c in extra_clients or [])))
     box: list[FakeConnector] = []
 
-    def factory(broker, flow):
-        box.append(FakeConnector(broker, flow))
+    def factory(ctx):
+        box.append(FakeConnector(ctx))
         return box[-1]
 
     store = open_store(redis_url, settings.store.prefix, settings.store.timeout,

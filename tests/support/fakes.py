@@ -91,8 +91,8 @@ class FakeConnector:
     name = "test"
     acr_values = (LOA3,)
 
-    def __init__(self, broker, flow) -> None:
-        self.flow = flow
+    def __init__(self, ctx) -> None:
+        self.flow = ctx.flow
         self.logins = 0
 
     def routes(self) -> list[Route]:

@@ -56,7 +56,7 @@ TEST_ROUTES = [Route("/test/slow", slow), Route("/test/whoami", whoami), Route("
 def build(settings: Settings) -> Starlette:
     clients = tuple(c.client_id for c in settings.clients)
     return create_app(settings, source=FakeSource(default_users(clients)),
-                      connectors={"test": lambda broker, flow: FakeConnector(broker, flow)},
+                      connectors={"test": FakeConnector},
                       extra_routes=list(TEST_ROUTES))
 
 

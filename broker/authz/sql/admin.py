@@ -224,18 +224,9 @@ async def import_users(conn: AsyncConnection, rows: list[CsvUser],
 
     created = updated = count = 0
     for row, user_id, exists in plan:
-        data = {**row.record.model_dump(), "id": user_id}
         previous = await queries.user_where(conn, "id", user_id) if exists else None
-        if previous is not None:
-            if "title" not in row.columns:
-                data["title"] = previous.title
-            if "accounts" not in row.columns:
-                data["accounts"] = dict(previous.accounts)
-        record = UserRecord.model_validate(data)
+        record, assigned = _imported(row, user_id, previous, review_due)
         user = record.to_user()
-        kept = {a.id: a.review_due for a in previous.assignments} if previous else {}
-        assigned = [a if a.review_due else replace(a, review_due=kept.get(a.id) or review_due)
-                    for a in user.assignments]
         if exists:
             await conn.execute(update(users).where(users.c.id == user_id)
                                .values(**_user_values(record)))
@@ -249,6 +240,23 @@ async def import_users(conn: AsyncConnection, rows: list[CsvUser],
         await _insert_assignments(conn, user_id, assigned)
         count += len(assigned)
     return ImportResult(created=created, updated=updated, assignments=count)
+
+
+def _imported(row: CsvUser, user_id: str, previous: User | None,
+              review_due: date | None) -> tuple[UserRecord, list[Assignment]]:
+    """The user record a row writes (keeping what its columns leave out), and its
+    assignments with their review dates (kept from the earlier version, else `review_due`)."""
+    data = {**row.record.model_dump(), "id": user_id}
+    if previous is not None:
+        if "title" not in row.columns:
+            data["title"] = previous.title
+        if "accounts" not in row.columns:
+            data["accounts"] = dict(previous.accounts)
+    record = UserRecord.model_validate(data)
+    kept = {a.id: a.review_due for a in previous.assignments} if previous else {}
+    assigned = [a if a.review_due else replace(a, review_due=kept.get(a.id) or review_due)
+                for a in record.to_user().assignments]
+    return record, assigned
 
 
 async def _import_target(conn: AsyncConnection, row: CsvUser) -> tuple[str, bool]:

@@ -16,7 +16,6 @@ from .errors import (
     UnknownBankIDError,
     UnsupportedMediaType,
 )
-from .flow import BankIDOrders, OrderState, PollResult, error_message, identity_from_completion
 from .messages import MESSAGES, UserMessage, message, user_message
 from .models import (
     AppContext,
@@ -28,8 +27,9 @@ from .models import (
     User,
     WebContext,
 )
+from .orders import BankIDOrders, OrderState, PollResult, error_message, identity_from_completion
 from .qr import qr_payload, qr_payload_at, qr_time, verify_qr_payload
-from .ratelimit import check_start_rate
+from .ratelimit import StartLimits
 from .settings import BankIDSettings
 from .tls import TLSConfigError, context_from_settings
 
@@ -55,6 +55,7 @@ __all__ = [
     "OrderState",
     "PollResult",
     "RequestTimeout",
+    "StartLimits",
     "TLSConfigError",
     "TooManyRequests",
     "Unauthorized",
@@ -63,7 +64,6 @@ __all__ = [
     "User",
     "UserMessage",
     "WebContext",
-    "check_start_rate",
     "client_from_settings",
     "context_from_settings",
     "error_message",

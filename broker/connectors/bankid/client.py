@@ -18,6 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_incrementing,
+)
 
 from .errors import BankIDConnectionError, BankIDTimeout, Maintenance, error_from_response
 from .models import (
@@ -219,22 +226,23 @@ class BankIDClient:
         return order
 
     async def _call(self, endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """POST compact JSON with the exact Content-Type; retry on maintenance only."""
+        """POST compact JSON with the exact Content-Type; retry on maintenance only, after
+        `maintenance_retry_delay`, twice that, ... (tenacity), all within the total timeout."""
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
+
+        def warn(state: RetryCallState) -> None:
+            log.warning("bankid maintenance, retrying",
+                        extra={"endpoint": endpoint, "attempt": state.attempt_number})
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Maintenance),
+            stop=stop_after_attempt(self._retries + 1),
+            wait=wait_incrementing(start=self._retry_delay, increment=self._retry_delay),
+            before_sleep=warn, reraise=True)
         try:
             async with asyncio.timeout(self._total):
-                attempt = 0
-                while True:
-                    try:
-                        return await self._post_once(endpoint, payload, headers)
-                    except Maintenance:
-                        if attempt >= self._retries:
-                            raise
-                        attempt += 1
-                        log.warning("bankid maintenance, retrying",
-                                    extra={"endpoint": endpoint, "attempt": attempt})
-                        await asyncio.sleep(self._retry_delay * attempt)
+                return await retrying(self._post_once, endpoint, payload, headers)
         except TimeoutError:
             raise BankIDTimeout(f"{endpoint}: no answer within {self._total} s") from None
 

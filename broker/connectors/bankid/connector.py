@@ -14,7 +14,7 @@ serve any poll; `/collect` runs at most every 2 s per order however many tabs po
 Every request on the transaction can move the login on: whichever one first sees the
 order complete (the page's poll, the app's return to `returnUrl`, a reload, a meta
 refresh without JavaScript) sends the browser to `finish`, and so does every later one,
-because the completion is kept in the order's record (see flow.py). The order survives
+because the completion is kept in the order's record (see orders.py). The order survives
 reloads and language switches; only Avbryt, leaving for another method, a new order or
 BankID's own expiry end it.
 
@@ -26,11 +26,10 @@ without the script the wait page offers "Starta BankID-appen" (RFA18).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,18 +41,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ...login_transaction import LoginTransaction
 from ...security import equal_secrets
-from ...web.messages import add_messages
 from ...web.pages import pick_locale
-from ..base import LOA3, LoginFailure
+from ..base import LOA3, ConnectorContext
 from .client import client_from_settings
 from .entry import EntryError, parse_personal_number
 from .errors import BankIDError, fault_kind
-from .flow import BankIDOrders, OrderState, PollResult, error_message, identity_from_completion
 from .launch import Browser, detect, launch_url, return_url
 from .messages import message as rfa_message
 from .models import COMPLETE, FAILED, PENDING, WebContext
-from .ratelimit import check_start_rate
+from .orders import BankIDOrders, OrderState, PollResult, error_message, identity_from_completion
+from .ratelimit import StartLimits
 from .settings import BankIDSettings
 
 log = logging.getLogger("broker.bankid")
@@ -143,19 +142,20 @@ class BankIDConnector:
     name = "bankid"
     acr_values = (LOA3,)
 
-    def __init__(self, broker: Any, flow: Any, settings: BankIDSettings,
+    def __init__(self, ctx: ConnectorContext, settings: BankIDSettings, *,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 launch_base: str | None = None, clock: Any = time.time) -> None:
-        self.broker = broker
-        self.flow = flow
+                 launch_base: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.ctx = ctx
+        self.flow = ctx.flow
         self.settings = settings
-        self.client = client_from_settings(settings, base_dir=broker.settings.base_dir,
+        self.client = client_from_settings(settings, base_dir=ctx.settings.base_dir,
                                            transport=transport, clock=clock)
-        self.orders = BankIDOrders(self.client, settings, store=broker.store, clock=clock)
+        self.orders = BankIDOrders(self.client, settings, store=ctx.records, clock=clock)
+        self.starts = StartLimits(ctx.records, settings.rate_limits, clock)
         # Where the autostart link points: the BankID app, or the simulator's app page.
         self.launch_base = launch_base
-        add_messages(MESSAGES)
-        broker.pages.add_template_dir(TEMPLATES)
+        ctx.pages.add(texts=MESSAGES, templates=TEMPLATES)
 
     def routes(self) -> list[Route]:
         return [
@@ -170,7 +170,7 @@ class BankIDConnector:
         await self.client.aclose()
 
     # -- entry from the provider ---------------------------------------------------------
-    async def start(self, request: Request, txn: Any) -> Response:
+    async def start(self, request: Request, txn: LoginTransaction) -> Response:
         """The person chose BankID (or it is the only or the remembered method).
 
         A live order is picked up again (a reload or going back never starts a second).
@@ -187,9 +187,7 @@ class BankIDConnector:
     # -- routes --------------------------------------------------------------------------
     async def start_order(self, request: Request) -> Response:
         txn = await self.flow.load(request, request.path_params["txn_id"])
-        form = await request.form()
-        if form.get("csrf") != txn.csrf:
-            return self.broker.pages.error(request, "error_csrf", status_code=403)
+        form = await self.flow.form(request, txn)
         flow = "autostart" if form.get("device") == "this" else "qr"
         personal_number = None
         entered = str(form.get("personal_number") or "").strip()
@@ -251,8 +249,8 @@ class BankIDConnector:
         completion = await self.orders.completion(state) if state else None
         if state is None or state.status != COMPLETE or completion is None:
             return self._to_wait(txn)
-        lock = f"bankid:finishing:{state.order_ref}"
-        if not await self.broker.store.put_new(lock, {}, FINISH_LOCK_SECONDS):
+        lock = f"finishing:{state.order_ref}"
+        if not await self.ctx.records.put_new(lock, {}, FINISH_LOCK_SECONDS):
             # Another request (a second tab, the app's return) is handing it on right now.
             return self._continuing(request, txn)
         identity = identity_from_completion(completion, order_ref=state.order_ref)
@@ -262,16 +260,14 @@ class BankIDConnector:
         except BaseException:
             # Nothing was handed on (e.g. the authorization source is down: a 503 page);
             # the same request again must be able to finish.
-            await self.broker.store.delete(lock)
+            await self.ctx.records.delete(lock)
             raise
         await self.orders.forget(state)
         return response
 
     async def cancel(self, request: Request) -> Response:
         txn = await self.flow.load(request, request.path_params["txn_id"])
-        form = await request.form()
-        if form.get("csrf") != txn.csrf:
-            return self.broker.pages.error(request, "error_csrf", status_code=403)
+        form = await self.flow.form(request, txn)
         data = txn.upstream.pop("bankid", None)
         if data:
             await self.orders.cancel(OrderState.from_record(data["order"]))
@@ -281,11 +277,10 @@ class BankIDConnector:
         return self._choice(request, txn)
 
     # -- starting an order ---------------------------------------------------------------
-    async def _begin(self, request: Request, txn: Any, flow: str,
+    async def _begin(self, request: Request, txn: LoginTransaction, flow: str,
                      personal_number: str | None = None, as_json: bool = False) -> Response:
-        client_ip = self.broker.proxies.client_ip(request)
-        exceeded = await check_start_rate(self.broker.store, self.settings.rate_limits,
-                                          client_ip=client_ip, txn_id=txn.id)
+        client_ip = self.ctx.proxies.client_ip(request)
+        exceeded = await self.starts.exceeded(client_ip=client_ip, txn_id=txn.id)
         if exceeded:
             response = self._choice(request, txn, error_key=f"bankid_rate_{exceeded}",
                                     status_code=429)
@@ -296,10 +291,10 @@ class BankIDConnector:
             await self.orders.cancel(OrderState.from_record(previous["order"]))
         browser = self._browser(request)
         nonce = secrets.token_urlsafe(16)
-        back = f"{self.broker.issuer}/login/bankid/{txn.id}/wait?nonce={nonce}"
+        back = f"{self.ctx.issuer}/login/bankid/{txn.id}/wait?nonce={nonce}"
         try:
             state = await self.orders.start(
-                end_user_ip=client_ip, flow=flow, client_name=self._client_name(txn),  # type: ignore[arg-type]
+                end_user_ip=client_ip, flow=flow, client_name=self.flow.client_name(txn),  # type: ignore[arg-type]
                 web=self._web(request),
                 return_url=return_url(browser, back) if flow == "autostart" else None,
                 personal_number=personal_number)
@@ -314,7 +309,7 @@ class BankIDConnector:
                                 headers={"Cache-Control": "no-store"})
         return self._to_wait(txn)
 
-    def _start_failed(self, request: Request, txn: Any, exc: BankIDError) -> Response:
+    def _start_failed(self, request: Request, txn: LoginTransaction, exc: BankIDError) -> Response:
         """BankID's message for a refused start: RFA4 when the person has an order going
         elsewhere (409), else RFA5/RFA22 with a retryable 503 and an error-level log line."""
         kind = fault_kind(exc.error_code)
@@ -326,20 +321,20 @@ class BankIDConnector:
         response.headers["Retry-After"] = str(_retry_after(exc))
         return response
 
-    def _record_error(self, txn: Any, exc: BankIDError, *, final: bool) -> None:
+    def _record_error(self, txn: LoginTransaction, exc: BankIDError, *, final: bool) -> None:
         """Every BankID error is counted by its code and by kind; one that ends a login
         attempt is logged at error level (a passing one, retried, as a warning)."""
         kind = fault_kind(exc.error_code)
-        self.broker.metrics.record_bankid(error_code=exc.error_code)
+        self.ctx.metrics.record_bankid(error_code=exc.error_code)
         if kind != "person":
-            self.broker.metrics.error(f"bankid_{kind}")
+            self.ctx.metrics.error(f"bankid_{kind}")
         level = logging.ERROR if final and kind != "person" else logging.WARNING
         log.log(level, "bankid %s: %s", kind, exc.error_code,
                 extra={"error_code": exc.error_code, "kind": kind, "txn": txn.id,
                        "http_status": exc.http_status})
 
     # -- polling -------------------------------------------------------------------------
-    async def _advance(self, request: Request, txn: Any, data: dict[str, Any]) -> Progress:
+    async def _advance(self, request: Request, txn: LoginTransaction, data: dict[str, Any]) -> Progress:
         """Poll the order (cheap: /collect at most every interval), save what changed."""
         browser = self._browser(request)
         state = OrderState.from_record(data["order"])
@@ -354,11 +349,11 @@ class BankIDConnector:
         changed = state.to_record() != before
         if changed:
             if (state.hint_code, state.status) != (before.get("hint_code"), before.get("status")):
-                self.broker.metrics.record_bankid(hint_code=state.hint_code)
+                self.ctx.metrics.record_bankid(hint_code=state.hint_code)
             data["order"] = state.to_record()
             await self.flow.save(txn)
             if state.status == FAILED:
-                self.broker.audit.event("bankid_failed", client=txn.client_id, txn=txn.id,
+                self.ctx.audit.event("bankid_failed", client=txn.client_id, txn=txn.id,
                                         hint=state.hint_code, error=state.error_code)
         lang = self._locale(request, txn)
         progress = Progress(state, result, None, None)
@@ -369,7 +364,7 @@ class BankIDConnector:
         return Progress(state, result, msg.text(lang) if msg else None, msg.rfa if msg else None)
 
     # -- pages ---------------------------------------------------------------------------
-    def _choice(self, request: Request, txn: Any, *, error_key: str | None = None,
+    def _choice(self, request: Request, txn: LoginTransaction, *, error_key: str | None = None,
                 error_text: str | None = None, entered: str | None = None,
                 entry_error: str | None = None, status_code: int = 200) -> Response:
         """The device choice: RFA20 on a phone, RFA19 on a computer."""
@@ -382,7 +377,7 @@ class BankIDConnector:
             "error_key": error_key, "error_text": error_text,
         }, status_code)
 
-    def _wait_page(self, request: Request, txn: Any, data: dict[str, Any],
+    def _wait_page(self, request: Request, txn: LoginTransaction, data: dict[str, Any],
                    progress: Progress) -> Response:
         browser = self._browser(request)
         state = progress.state
@@ -400,18 +395,18 @@ class BankIDConnector:
             "refresh": (1 if qr else 2) if pending else None,
         }, 503 if progress.upstream_fault else 200)
 
-    def _continuing(self, request: Request, txn: Any) -> Response:
+    def _continuing(self, request: Request, txn: LoginTransaction) -> Response:
         return self.flow.render(request, "bankid_wait.html", {
             **self._page(request, txn, self._browser(request)),
             "flow": None, "message": self._t(self._locale(request, txn), "bankid_continuing"),
             "pending": False, "failed": False, "refresh": 1, "continuing": True,
         })
 
-    def _page(self, request: Request, txn: Any, browser: Browser) -> dict[str, Any]:
+    def _page(self, request: Request, txn: LoginTransaction, browser: Browser) -> dict[str, Any]:
         """What every BankID page shows: the login, the way out, the expiry warning."""
         return {
             "txn_id": txn.id, "csrf": txn.csrf, "ui_locales": txn.params.get("ui_locales"),
-            "client_name": self._client_name(txn), "client_id": txn.client_id,
+            "client_name": self.flow.client_name(txn), "client_id": txn.client_id,
             "mobile": browser.mobile, "expires_at": txn.expires,
             # The simulator's app is a web page in this tab, not an app of its own.
             "app_is_page": self.launch_base is not None,
@@ -419,18 +414,16 @@ class BankIDConnector:
             "other_methods": self.flow.other_methods_url(txn) is not None,
         }
 
-    def _to_wait(self, txn: Any) -> Response:
+    def _to_wait(self, txn: LoginTransaction) -> Response:
         return RedirectResponse(f"/login/bankid/{txn.id}/wait", status_code=303)
 
-    def _to_provider(self, txn: Any) -> Response:
+    def _to_provider(self, txn: LoginTransaction) -> Response:
         return RedirectResponse(f"/login/{txn.id}", status_code=303)
 
     # -- helpers -------------------------------------------------------------------------
     def _web(self, request: Request) -> WebContext:
-        value = self.broker.cookies.get(request, "broker_b") or ""
-        device = hmac.new(self.broker.csrf_secret, b"bankid-device|" + value.encode(),
-                          hashlib.sha256).hexdigest()[:32]
-        host = urlsplit(self.broker.issuer).hostname or "localhost"
+        device = self.flow.browser_pseudonym(request, "bankid-device")
+        host = urlsplit(self.ctx.issuer).hostname or "localhost"
         return WebContext(device_identifier=device, referring_domain=host.lower(),
                           user_agent=request.headers.get("user-agent", "")[:256] or "unknown")
 
@@ -439,18 +432,11 @@ class BankIDConnector:
         return detect(request.headers.get("user-agent", ""))
 
     @staticmethod
-    def _locale(request: Request, txn: Any) -> str:
+    def _locale(request: Request, txn: LoginTransaction) -> str:
         return pick_locale(request, txn.params.get("ui_locales"))
 
-    @staticmethod
-    def _t(lang: str, key: str) -> str:
-        from ...web.messages import translate
-
-        return translate(lang, key)
-
-    def _client_name(self, txn: Any) -> str:
-        client = self.broker.clients.get(txn.client_id)
-        return client.settings.client_name if client else txn.client_id
+    def _t(self, lang: str, key: str) -> str:
+        return self.ctx.pages.translate(lang, key)
 
 
 def _retry_after(exc: BankIDError) -> int:
@@ -458,30 +444,24 @@ def _retry_after(exc: BankIDError) -> int:
     return max(1, min(int(reset), 300)) if isinstance(reset, int) else 5
 
 
-def create(broker: Any, flow: Any, *, clock: Any = None) -> BankIDConnector:
-    """Build from `connectors.bankid`. The simulator environment runs the simulator in
-    this process (its API through an in-process transport, its app page mounted under
-    /bankid-simulator) unless `base_url` points at a running one.
+def create(ctx: ConnectorContext, *, transport: httpx.AsyncBaseTransport | None = None,
+           launch_base: str | None = None,
+           clock: Callable[[], float] | None = None) -> BankIDConnector:
+    """Build from `connectors.bankid`. The BankID service is reached over HTTP by
+    `BankIDClient`: the real one over mutual TLS, a simulator at `base_url`, or - given by
+    the composition (`broker.app.bankid_connector`), which alone imports the simulator -
+    an in-process `transport` to an embedded one, whose app page is at `launch_base`.
 
     `clock` (tests only): one clock for the connector and the embedded simulator, so a
     test can let the simulated person spend 10 s in the app without waiting 10 s.
     """
-    settings: BankIDSettings = broker.settings.connectors.bankid
-    transport = None
-    launch = None
-    if settings.environment == "simulator" and not settings.base_url:
-        from ...simulators.bankid import create_simulator_app
-        from ...simulators.bankid_settings import from_config
-
-        sim = create_simulator_app(from_config(settings.simulator, broker.settings.source),
-                                   clock=clock)
-        transport = httpx.ASGITransport(app=sim)
-        broker.extra_mounts["/bankid-simulator"] = sim
-        launch = "/bankid-simulator/app"
-    elif settings.environment == "simulator":
-        launch = settings.base_url.split("/rp/")[0] + "/app"
-    return BankIDConnector(broker, flow, settings, transport=transport, launch_base=launch,
+    settings = ctx.settings.connectors.bankid
+    if settings is None:
+        raise ValueError("connectors.bankid is not configured")
+    if launch_base is None and settings.environment == "simulator" and settings.base_url:
+        launch_base = settings.base_url.split("/rp/")[0] + "/app"
+    return BankIDConnector(ctx, settings, transport=transport, launch_base=launch_base,
                            clock=clock or time.time)
 
 
-__all__ = ["BankIDConnector", "LoginFailure", "create"]
+__all__ = ["BankIDConnector", "create"]

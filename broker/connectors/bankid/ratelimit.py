@@ -1,55 +1,50 @@
-"""Caps on how often orders may be started.
+"""Caps on how often orders may be started (the counting is `broker.ratelimit`'s).
 
 An order costs the municipality money and lands on a person's phone, so a script must
-not be able to start them in bulk: per client address per minute, and per login
-transaction. Counted in the shared store so the caps hold across broker replicas.
-
-The address is the unit a person or an office really has: an IPv4 address, or an IPv6
-/64 (a client picks any address in its /64, so counting whole IPv6 addresses would be no
-limit). A configured network (`rate_limits.networks`) counts as one, with its own budget.
+not be able to start them in bulk: per client address per minute (an IPv4 address, an
+IPv6 /64, or a configured network with its own budget, `rate_limits.networks`), and per
+login transaction.
 """
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import time
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Literal
 
+from ...ratelimit import Counter, RateLimit, address_bucket
 from .settings import RateLimits
 
 Exceeded = Literal["ip", "transaction"]
+# A transaction lives at most a few of `login.transaction_ttl` (<= 1 h each): its starts
+# are counted per hour.
+TRANSACTION_WINDOW = 3600
 
 
 def start_key(client_ip: str, limits: RateLimits) -> tuple[str, int]:
     """The counter a start from `client_ip` counts against, and that counter's limit."""
-    try:
-        address = ipaddress.ip_address(client_ip)
-    except ValueError:
-        return client_ip, limits.starts_per_ip_per_minute  # not an address: count it as given
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    matches = [n for n in limits.networks
-               if address in ipaddress.ip_network(n.network, strict=False)]
-    if matches:
-        best = max(matches, key=lambda n: ipaddress.ip_network(n.network).prefixlen)
-        return f"net:{best.network}", best.starts_per_minute
-    if isinstance(address, ipaddress.IPv6Address):
-        return f"v6:{ipaddress.ip_network(f'{address}/64', strict=False)}", \
-            limits.starts_per_ip_per_minute
-    return f"v4:{address}", limits.starts_per_ip_per_minute
+    networks = {n.network: n.starts_per_minute for n in limits.networks}
+    bucket = address_bucket(client_ip, list(networks))
+    limit = networks.get(bucket.removeprefix("net:"), limits.starts_per_ip_per_minute)
+    return bucket, limit
 
 
-async def check_start_rate(store: Any, limits: RateLimits, *, client_ip: str, txn_id: str,
-                           now: float | None = None) -> Exceeded | None:
-    """Count one order start; return which cap it breaks, or None when it may go ahead."""
-    minute = int((time.time() if now is None else now) // 60)
-    key, limit = start_key(client_ip, limits)
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-    per_ip = await store.incr(f"bankid:starts:ip:{digest}:{minute}", 120)
-    if per_ip > limit:
-        return "ip"
-    per_txn = await store.incr(f"bankid:starts:txn:{txn_id}", 3600)
-    if per_txn > limits.starts_per_transaction:
-        return "transaction"
-    return None
+class StartLimits:
+    """Both caps of one BankID connector, counted in its records."""
+
+    def __init__(self, store: Counter, limits: RateLimits,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.limits = limits
+        self.per_address = RateLimit(store, "starts-ip", clock=clock)
+        self.per_transaction = RateLimit(store, "starts-txn", window=TRANSACTION_WINDOW,
+                                         clock=clock)
+
+    async def exceeded(self, *, client_ip: str, txn_id: str) -> Exceeded | None:
+        """Count one order start; which cap it breaks, or None when it may go ahead."""
+        bucket, limit = start_key(client_ip, self.limits)
+        if await self.per_address.hit(bucket, limit) is not None:
+            return "ip"
+        if await self.per_transaction.hit(txn_id, self.limits.starts_per_transaction) is not None:
+            return "transaction"
+        return None
+

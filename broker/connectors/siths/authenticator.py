@@ -2,7 +2,7 @@
 
 This is what the SITHS login page on the mTLS host calls::
 
-    auth = SithsAuthenticator(settings.connectors.siths, store,
+    auth = SithsAuthenticator(settings.connectors.siths, ScopedStore(store, "siths"),
                               trust=TrustAnchors.load(settings.path(siths.trust.ca_bundle)))
     presented = auth.certificate(request.scope)         # None: no certificate
     identity = await auth.authenticate(presented)        # or raises SithsLoginFailure
@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from ...store.base import Store
+from ...store.scoped import ScopedStore
 from ..base import Identity
 from .identity import fingerprint, identity_from_certificate
 from .intake import PresentedCertificate, presented_certificate
@@ -39,7 +39,7 @@ class SithsAuthenticator:
     def __init__(
         self,
         settings: SithsSettings,
-        store: Store,
+        store: ScopedStore,
         *,
         trust: TrustAnchors | None = None,
         base_dir: Path | None = None,

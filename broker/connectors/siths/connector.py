@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from starlette.exceptions import HTTPException
@@ -39,15 +39,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ...config import ConfigError
-from ...context import Broker
-from ..base import LOA2, LOA3, Identity, LoginFailure, LoginFlow
+from ...login_transaction import LoginTransaction
+from ..base import LOA2, LOA3, ConnectorContext, Identity, LoginFailure
 from . import messages
 from .authenticator import SithsAuthenticator
 from .settings import SithsSettings
 from .validation import SithsLoginFailure, TrustAnchors
-
-if TYPE_CHECKING:
-    from ...oidc.transaction import LoginTransaction
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +52,9 @@ NAME = "siths"
 #: How long the way to the SITHS host may take (PIN entry included) and the way back.
 REF_TTL = 120
 RESULT_TTL = 60
-REF_PREFIX = "siths:ref:"
-RESULT_PREFIX = "siths:result:"
+# Keys of the connector's records (under "siths:" in the store).
+REF_PREFIX = "ref:"
+RESULT_PREFIX = "result:"
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
@@ -88,19 +86,20 @@ class SithsConnector:
 
     name = NAME
 
-    def __init__(self, broker: Broker, flow: LoginFlow, settings: SithsSettings,
+    def __init__(self, ctx: ConnectorContext, settings: SithsSettings,
                  authenticator: SithsAuthenticator) -> None:
         if not settings.login_url:
             raise ValueError("login_url is required")
-        self.broker = broker
-        self.flow = flow
+        self.records = ctx.records
+        self.pages = ctx.pages
+        self.flow = ctx.flow
         self.settings = settings
         self.auth = authenticator
         # Reserve cards give LoA 2; only offered when they may log in at all.
         self.acr_values: tuple[str, ...] = (
             (LOA3, LOA2) if settings.trust.allow_reserve_cards else (LOA3,))
         self.login_url = settings.login_url
-        self.return_url = f"{broker.issuer}/login/{NAME}/return"
+        self.return_url = f"{ctx.issuer}/login/{NAME}/return"
         self._host, self._port = _origin(settings.login_url)
 
     def routes(self) -> list[BaseRoute]:
@@ -112,7 +111,7 @@ class SithsConnector:
 
     # -- main host: off to the SITHS host -------------------------------------------------
     async def start(self, request: Request, txn: LoginTransaction) -> Response:
-        store = self.broker.store
+        store = self.records
         ref, key = _new_reference()
         await store.put(REF_PREFIX + key, {"txn": txn.id}, REF_TTL)
         previous = txn.upstream.get(NAME, {}).get("ref")
@@ -141,13 +140,13 @@ class SithsConnector:
     async def certificate_login(self, request: Request) -> Response:
         if not self.on_siths_host(request):
             raise HTTPException(404)
-        store, pages = self.broker.store, self.broker.pages
+        store, pages = self.records, self.pages
         ref = request.query_params.get("ref")
         record = await store.take(REF_PREFIX + _digest(ref)) if _plausible(ref) else None
         if record is None:
             log.warning("SITHS login reference unknown, expired or already used")
             return pages.error(request, messages.LINK_USED, status_code=400)
-        txn = await self.broker.transactions.get(record["txn"])
+        txn = await self.flow.find(record["txn"])
         if txn is None or txn.method != NAME:
             return pages.error(request, "error_expired", status_code=410)
         try:
@@ -162,7 +161,7 @@ class SithsConnector:
 
     # -- main host: back with the outcome ------------------------------------------------
     async def back_on_main_host(self, request: Request) -> Response:
-        store, pages = self.broker.store, self.broker.pages
+        store, pages = self.records, self.pages
         result = request.query_params.get("result")
         key = RESULT_PREFIX + _digest(result) if _plausible(result) else None
         record = await store.get(key) if key else None
@@ -181,15 +180,15 @@ class SithsConnector:
         """Where a proxy that checks certificates itself sends the browser on a failed check
         (ingress-nginx `auth-tls-error-page`): the reference is lost by then, so all we can
         say is what to do next."""
-        return self.broker.pages.error(request, messages.REJECTED_BY_PROXY, status_code=400)
+        return self.pages.error(request, messages.REJECTED_BY_PROXY, status_code=400)
 
     async def aclose(self) -> None:
         await self.auth.aclose()
 
 
-def create(broker: Broker, flow: LoginFlow) -> SithsConnector:
+def create(ctx: ConnectorContext) -> SithsConnector:
     """Factory named by `broker.app.default_connectors` (connectors.siths in the config)."""
-    settings = broker.settings
+    settings = ctx.settings
     siths = settings.connectors.siths
     where = f"{settings.source}: connectors.siths"
     if siths is None:
@@ -209,6 +208,6 @@ def create(broker: Broker, flow: LoginFlow) -> SithsConnector:
         trust = TrustAnchors.load(settings.path(siths.trust.ca_bundle))
     except ValueError as exc:
         raise ConfigError(f"{where}.trust.ca_bundle: {exc}") from None
-    messages.register()
-    authenticator = SithsAuthenticator(siths, broker.store, trust=trust, http=broker.http)
-    return SithsConnector(broker, flow, siths, authenticator)
+    ctx.pages.add(texts=messages.MESSAGES)
+    authenticator = SithsAuthenticator(siths, ctx.records, trust=trust, http=ctx.http)
+    return SithsConnector(ctx, siths, authenticator)

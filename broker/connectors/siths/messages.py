@@ -3,13 +3,11 @@
 Every text says what happened and what to do next. Most say "close every browser window":
 browsers remember the certificate chosen for a host for the rest of the browser session, so
 without a restart the same (wrong, expired, revoked) certificate is sent again at once and the
-person never sees the picker. Registered with `add_messages` when the connector is created;
+person never sees the picker. Added to the app's texts when the connector is created;
 the keys are the `SithsLoginFailure` codes (`validation.Outcome`) plus the connector's own.
 """
 
 from __future__ import annotations
-
-from ...web.messages import add_messages
 
 LINK_USED = "siths_link_used"
 REJECTED_BY_PROXY = "siths_rejected"
@@ -89,7 +87,3 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
 }
 
-
-def register() -> None:
-    """Add the SITHS texts to the shared table (idempotent)."""
-    add_messages(MESSAGES)

@@ -1,5 +1,9 @@
 """The login transaction: one validated authorization request on its way to a code.
 
+A neutral module: the provider (`broker.oidc`) creates and ends transactions, and the
+connectors (`broker.connectors`) run their upstream login inside one, so both import it
+and neither imports the other.
+
 It lives in the store so any replica can continue it, and it belongs to the browser that
 first opened it: every later step checks the browser binding. Until a browser binds it,
 it is what an unauthenticated request may make us keep, so it is small (the endpoint caps
@@ -14,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..ids import new_id
-from ..store import Store
+from .secret_ids import new_id
+from .security import CsrfTokens
+from .store import Store
 
 UNBOUND_TTL = 120
 
@@ -27,6 +32,10 @@ class LoginTransaction:
     params: dict[str, str]
     created: int
     expires: int
+    # The token of this login's forms: `CsrfTokens.token(login_binding(id))`. Checked by
+    # recomputing it (`LoginFlow.form`); kept in the record so that the pages can show it
+    # and a replica of the previous version, which compared with the stored value, can
+    # still continue a login during a rolling upgrade.
     csrf: str
     browser: str | None = None
     method: str | None = None
@@ -55,19 +64,27 @@ class LoginTransaction:
         return record
 
 
+def login_binding(txn_id: str) -> str:
+    """What a login's CSRF token is bound to (security.CsrfTokens)."""
+    return "login|" + txn_id
+
+
 class Transactions:
-    def __init__(self, store: Store, ttl: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, ttl: int, csrf: CsrfTokens,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.ttl = ttl
+        self.csrf = csrf
         self.clock = clock
 
     async def create(self, client_id: str, params: dict[str, str],
                      subject: str | None = None) -> LoginTransaction:
         now = int(self.clock())
         ttl = min(UNBOUND_TTL, self.ttl)
+        txn_id = new_id(18)
         txn = LoginTransaction(
-            id=new_id(18), client_id=client_id, params=params, created=now,
-            expires=now + ttl, csrf=new_id(18), subject=subject,
+            id=txn_id, client_id=client_id, params=params, created=now,
+            expires=now + ttl, csrf=self.csrf.token(login_binding(txn_id)), subject=subject,
         )
         await self.store.put(f"txn:{txn.id}", txn.to_record(), ttl)
         return txn

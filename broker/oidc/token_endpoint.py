@@ -32,7 +32,7 @@ from starlette.routing import Route
 from ..authz import AuthorizationSourceError, User
 from ..context import Broker
 from ..grants import RefreshLookup, spent_within_grace
-from ..ids import digest
+from ..secret_ids import digest
 from .echo import parameter_names
 from .http_auth import check_client_authorization
 from .logout import deliver_soon, end_session

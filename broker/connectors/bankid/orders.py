@@ -20,8 +20,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ..base import LOA3, Identity
 from .client import AUTH_TEXT_MAX, BankIDClient
@@ -107,17 +108,27 @@ class PollResult:
         return self.state.hint_code
 
 
+class OrderRecords(Protocol):
+    """What the orders keep in the store (the connector's `ScopedStore`, or any `Store`)."""
+
+    async def get(self, key: str) -> dict[str, Any] | None: ...
+
+    async def put_new(self, key: str, value: dict[str, Any], ttl: int) -> bool: ...
+
+    async def delete(self, *keys: str) -> None: ...
+
+
 class BankIDOrders:
     """Start, poll and cancel orders for the login pages.
 
-    `store` (any `broker.store.base.Store`; the broker's shared one) spreads the collect
+    `store` (the connector's records in the broker's shared store) spreads the collect
     throttle over replicas - only one of them calls `/collect` for an order per interval -
     and keeps each order's completion record. Without one (a single process, tests) there
     is no shared throttle and the records live in a private in-memory store.
     """
 
     def __init__(self, client: BankIDClient, settings: BankIDSettings, *,
-                 store: Any = None, clock: Any = time.time,
+                 store: OrderRecords | None = None, clock: Callable[[], float] = time.time,
                  completion_ttl: int = COMPLETION_TTL) -> None:
         from ...store.memory import MemoryStore
 
@@ -230,7 +241,7 @@ class BankIDOrders:
             return await self._current(state, device)
         if self.store is not None:
             ttl = max(1, math.ceil(self.settings.collect_interval))
-            if not await self.store.put_new(f"bankid:collect:{state.order_ref}", {}, ttl):
+            if not await self.store.put_new(f"collect:{state.order_ref}", {}, ttl):
                 return await self._current(state, device)
         state.last_collect_at = now
         try:
@@ -355,4 +366,4 @@ def _fit(text: str, limit: int) -> str:
 
 
 def _completion_key(order_ref: str) -> str:
-    return f"bankid:completion:{order_ref}"
+    return f"completion:{order_ref}"
