@@ -234,6 +234,30 @@ async def test_maintenance_gives_up_after_the_configured_retries(client, tls_sim
     assert tls_sim.sim.faults["auth"].times == 2  # 1 try + 2 retries
 
 
+async def test_maintenance_retries_pause_longer_each_time(tls_sim, pki):
+    """BankID asks for a pause on maintenance: delay, twice that, ... (no pause before the
+    first attempt, none after the last)."""
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    s = settings_for(tls_sim, pki)
+    async with BankIDClient(tls_sim.base_url, ssl_context=context_from_settings(s),
+                            maintenance_retries=3, maintenance_retry_delay=0.5,
+                            sleep=sleep) as c:
+        await control(tls_sim, "/control/faults", {"endpoint": "auth", "status": 503, "times": 3})
+        order = await c.auth("192.0.2.5")
+        assert order.order_ref
+        assert pauses == [0.5, 1.0, 1.5]
+        pauses.clear()
+        await control(tls_sim, "/control/faults", {"endpoint": "auth", "status": 503, "times": 9})
+        with pytest.raises(Maintenance):
+            await c.auth("192.0.2.5")
+        assert pauses == [0.5, 1.0, 1.5]
+        assert tls_sim.sim.faults["auth"].times == 5  # 1 try + 3 retries of the 9
+
+
 async def test_slow_answer_hits_the_read_timeout(tls_sim, pki):
     s = settings_for(tls_sim, pki, timeouts={"connect": 2, "read": 0.3, "total": 5})
     async with client_from_settings(s) as c:

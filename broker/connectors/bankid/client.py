@@ -1,9 +1,14 @@
 """Async client of the BankID RP API v6 (auth, sign, phone, collect, cancel).
 
-One `httpx.AsyncClient` per process, mutual TLS from an `ssl.SSLContext` (see `tls.py`).
-Only `maintenance` (HTTP 503) is retried, as BankID allows; everything else surfaces as a
-typed error at once, because retrying an order start could create a second order for the
-same person. Every request runs under a connect, read and total timeout.
+One httpx transport (a connection pool) per process, mutual TLS from an `ssl.SSLContext`
+(see `tls.py`). Only `maintenance` (HTTP 503) is retried, as BankID allows; everything else
+surfaces as a typed error at once, because retrying an order start could create a second
+order for the same person. Every request runs under a connect, read and total timeout.
+
+The requests go to httpx's transport, not through an `httpx.AsyncClient`: the RP API is
+one host answering JSON to POSTs, with no cookies, redirects or auth to handle, and the
+client's per-request work (merging the base URL, building a cookie jar from every answer)
+cost a quarter of a BankID call in the login benchmark (bench/README.md).
 """
 
 from __future__ import annotations
@@ -13,14 +18,13 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
     wait_incrementing,
@@ -64,19 +68,18 @@ class BankIDClient:
         maintenance_retry_delay: float = 1.0,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Any = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/",
-            verify=ssl_context if ssl_context is not None else True,
-            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            transport=transport,
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._base = httpx.URL(base_url.rstrip("/") + "/")
+        self._urls: dict[str, httpx.URL] = {}
+        self._transport = transport or httpx.AsyncHTTPTransport(
+            verify=ssl_context if ssl_context is not None else True, trust_env=False)
+        self._timeouts = httpx.Timeout(read_timeout, connect=connect_timeout).as_dict()
         self._total = total_timeout
         self._retries = maintenance_retries
         self._retry_delay = maintenance_retry_delay
         self._clock = clock
+        self._sleep = sleep  # tests: the pauses between maintenance retries, without waiting
 
     async def __aenter__(self) -> BankIDClient:
         return self
@@ -85,7 +88,7 @@ class BankIDClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._transport.aclose()
 
     # -- the API -------------------------------------------------------------------------
 
@@ -226,36 +229,58 @@ class BankIDClient:
         return order
 
     async def _call(self, endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """POST compact JSON with the exact Content-Type; retry on maintenance only, after
-        `maintenance_retry_delay`, twice that, ... (tenacity), all within the total timeout."""
+        """POST compact JSON with the exact Content-Type, all within the total timeout.
+
+        On maintenance, retry after `maintenance_retry_delay`, twice that, ... (tenacity).
+        The first attempt runs outside tenacity: nearly every call succeeds at once, and
+        setting up its retry state cost a sixth of an in-process call (bench/README.md)."""
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-
-        def warn(state: RetryCallState) -> None:
-            log.warning("bankid maintenance, retrying",
-                        extra={"endpoint": endpoint, "attempt": state.attempt_number})
-
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(Maintenance),
-            stop=stop_after_attempt(self._retries + 1),
-            wait=wait_incrementing(start=self._retry_delay, increment=self._retry_delay),
-            before_sleep=warn, reraise=True)
         try:
             async with asyncio.timeout(self._total):
-                return await retrying(self._post_once, endpoint, payload, headers)
+                try:
+                    return await self._post_once(endpoint, payload)
+                except Maintenance:
+                    if self._retries < 1:
+                        raise
+                    self._warn(endpoint, 1)
+                await self._sleep(self._retry_delay)
+                retrying = AsyncRetrying(
+                    sleep=self._sleep,
+                    retry=retry_if_exception_type(Maintenance),
+                    stop=stop_after_attempt(self._retries),
+                    wait=wait_incrementing(start=2 * self._retry_delay,
+                                           increment=self._retry_delay),
+                    before_sleep=lambda state: self._warn(endpoint, state.attempt_number + 1),
+                    reraise=True)
+                return await retrying(self._post_once, endpoint, payload)
         except TimeoutError:
             raise BankIDTimeout(f"{endpoint}: no answer within {self._total} s") from None
 
-    async def _post_once(self, endpoint: str, payload: bytes,
-                         headers: Mapping[str, str]) -> dict[str, Any]:
+    @staticmethod
+    def _warn(endpoint: str, attempt: int) -> None:
+        log.warning("bankid maintenance, retrying", extra={"endpoint": endpoint, "attempt": attempt})
+
+    def _url(self, endpoint: str) -> httpx.URL:
+        url = self._urls.get(endpoint)
+        if url is None:
+            url = self._urls[endpoint] = self._base.join(endpoint)
+        return url
+
+    async def _post_once(self, endpoint: str, payload: bytes) -> dict[str, Any]:
+        request = httpx.Request("POST", self._url(endpoint), content=payload,
+                                headers=_HEADERS, extensions={"timeout": self._timeouts})
         try:
-            response = await self._http.post(endpoint, content=payload, headers=dict(headers))
+            response = await self._transport.handle_async_request(request)
+            try:
+                content = await response.aread()
+            finally:
+                await response.aclose()
         except httpx.TimeoutException:
             raise BankIDTimeout(f"{endpoint}: timed out") from None
         except httpx.HTTPError as exc:
             raise BankIDConnectionError(f"{endpoint}: {type(exc).__name__}: {exc}") from None
         try:
-            data = response.json() if response.content else {}
+            data = json.loads(content) if content else {}
         except ValueError:
             data = None
         if response.status_code != 200:
@@ -266,6 +291,9 @@ class BankIDClient:
         if not isinstance(data, dict):
             raise BankIDConnectionError(f"{endpoint}: answer is not a JSON object")
         return data
+
+
+_HEADERS = (("Content-Type", "application/json"), ("Accept", "application/json"))
 
 
 def _checked_b64(value: str | bytes, limit: int, name: str) -> str:

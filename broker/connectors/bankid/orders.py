@@ -79,7 +79,11 @@ class OrderState:
         return self.status in (FAILED, COMPLETE)
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow (the values are JSON scalars and the start parameters, copied one level):
+        # asdict deep-copies, and this runs on every poll of the wait page.
+        record = dict(vars(self))
+        record["start"] = dict(self.start)
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> OrderState:
