@@ -137,6 +137,21 @@ def default_connectors(settings: Settings) -> dict[str, ConnectorFactory]:
     return factories
 
 
+def configured_acr_values(settings: Settings) -> list[str]:
+    """The levels the connectors named in the config can reach, without building them
+    (`broker check-config`); `Broker.acr_values` answers the same for the built ones."""
+    out: list[str] = []
+    if settings.connectors.bankid is not None:
+        from .connectors.bankid.connector import BankIDConnector
+
+        out.extend(BankIDConnector.acr_values)
+    if settings.connectors.siths is not None:
+        from .connectors.siths.connector import acr_values
+
+        out.extend(a for a in acr_values(settings.connectors.siths) if a not in out)
+    return out
+
+
 SIMULATOR_PATH = "/bankid-simulator"
 
 
@@ -217,7 +232,7 @@ def create_app(
     flow = Flow(broker, PreferenceCookie(broker.cookies),
                 keyring.derived_keys("browser pseudonym")[0])
     _add_connectors(broker, flow, default_connectors(settings) if connectors is None else connectors)
-    _check_default_acr(settings, broker.acr_values())
+    check_default_acr(settings, broker.acr_values())
     epoch = StoreEpoch(broker.store, clock)
     routes = _routes(broker, flow, epoch)
     admin_login = None
@@ -403,7 +418,7 @@ def _without_slash_redirects(router: Router) -> None:
                 _without_slash_redirects(inner)
 
 
-def _check_default_acr(settings: Settings, offered: list[str]) -> None:
+def check_default_acr(settings: Settings, offered: list[str]) -> None:
     """A client whose default_acr_values no configured login method can give could never
     log anyone in: say so at start-up, naming the key."""
     for i, client in enumerate(settings.clients):

@@ -15,11 +15,12 @@ def _settings(path: str) -> Settings:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from .app import open_authorization, open_keyring
+    from .app import check_default_acr, configured_acr_values, open_authorization, open_keyring
     from .config import refuse_test_only
 
     settings = _settings(args.config)
     refuse_test_only(settings)
+    check_default_acr(settings, configured_acr_values(settings))
     bankid = settings.connectors.bankid
     if bankid is not None and bankid.environment == "simulator":  # loopback issuer only
         from .simulators.bankid_settings import from_config

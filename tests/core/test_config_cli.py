@@ -97,3 +97,22 @@ def test_a_missing_or_broken_authorization_file_is_a_configuration_error(tmp_pat
         assert result.returncode == 2, (command, result.stdout, result.stderr)
         assert "authorization.path" in result.stderr and says in result.stderr
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("level, ok", [("loa3", True), ("loa2", False), ("loa4", False)])
+def test_check_config_refuses_a_client_no_login_method_can_serve(tmp_path, level, ok):
+    """BankID reaches LoA 3 only: a client that demands another level by default could never
+    log anyone in, and check-config says so before a deployment does (as start-up would)."""
+    text = GOOD.replace("https://login.example.se", "http://127.0.0.1:8080").replace(
+        "keys: {dir: keys}", "keys: {dir: keys, generate: true}\n"
+        "connectors: {bankid: {environment: simulator}}").replace(
+        "    redirect_uris: [https://lifecare.example/cb]\n",
+        "    redirect_uris: [https://lifecare.example/cb]\n"
+        f"    default_acr_values: [http://id.elegnamnden.se/loa/1.0/{level}]\n")
+    result = run("check-config", "--config", str(write(tmp_path, text)), cwd=tmp_path)
+    if ok:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode == 2
+        assert "clients[0].default_acr_values: no configured login method" in result.stderr
+        assert "http://id.elegnamnden.se/loa/1.0/loa3" in result.stderr  # what it does give

@@ -49,6 +49,12 @@ from .validation import SithsLoginFailure, TrustAnchors
 log = logging.getLogger(__name__)
 
 NAME = "siths"
+
+
+def acr_values(settings: SithsSettings) -> tuple[str, ...]:
+    """The levels a SITHS login can reach: reserve cards give LoA 2, offered only when they
+    may log in at all."""
+    return (LOA3, LOA2) if settings.trust.allow_reserve_cards else (LOA3,)
 #: How long the way to the SITHS host may take (PIN entry included) and the way back.
 REF_TTL = 120
 RESULT_TTL = 60
@@ -95,9 +101,7 @@ class SithsConnector:
         self.flow = ctx.flow
         self.settings = settings
         self.auth = authenticator
-        # Reserve cards give LoA 2; only offered when they may log in at all.
-        self.acr_values: tuple[str, ...] = (
-            (LOA3, LOA2) if settings.trust.allow_reserve_cards else (LOA3,))
+        self.acr_values = acr_values(settings)
         self.login_url = settings.login_url
         self.return_url = f"{ctx.issuer}/login/{NAME}/return"
         self._host, self._port = _origin(settings.login_url)
