@@ -169,6 +169,14 @@ def test_default_has_only_the_main_ingress_without_client_certificates() -> None
     assert "siths" not in broker_yaml(docs)["connectors"]
 
 
+def test_default_bankid_is_production() -> None:
+    """BankID's test environment gives anyone a test BankID for any personal number: a chart
+    installed without choosing must not trust it (nor the simulator)."""
+    assert broker_yaml(render())["connectors"]["bankid"]["environment"] == "production"
+    assert broker_yaml(render(sets=("bankid.environment=test",)))["connectors"]["bankid"][
+        "environment"] == "test"
+
+
 def test_service_exposes_http_and_metrics() -> None:
     ports = {p["name"]: p for p in only(render(), "Service")["spec"]["ports"]}
     assert ports["http"]["targetPort"] == "http"
