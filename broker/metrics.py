@@ -59,6 +59,7 @@ class Metrics:
         self.upstream_seconds = Histogram(
             "broker_upstream_request_seconds", "Latency of calls to upstream services.",
             ["upstream", "outcome"], buckets=UPSTREAM_BUCKETS, registry=r)
+        self._store_children: dict[tuple[str, bool], Any] = {}
         self.store_seconds = Histogram(
             "broker_store_operation_seconds", "Latency of state store operations.",
             ["operation", "outcome"], buckets=STORE_BUCKETS, registry=r)
@@ -136,7 +137,13 @@ class Metrics:
             self.upstream_seconds.labels(name, outcome).observe(time.perf_counter() - start)
 
     def observe_store(self, operation: str, seconds: float, ok: bool) -> None:
-        self.store_seconds.labels(operation, "ok" if ok else "error").observe(seconds)
+        # The labelled child is looked up once per (operation, outcome): a login makes about
+        # twenty store calls, and `labels()` takes a lock and builds a key each time.
+        child = self._store_children.get((operation, ok))
+        if child is None:
+            child = self._store_children[(operation, ok)] = self.store_seconds.labels(
+                operation, "ok" if ok else "error")
+        child.observe(seconds)
         if not ok:
             self.error("store")
 
