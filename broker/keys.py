@@ -19,6 +19,7 @@ old one and the old line removed once everything it signed has expired.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import secrets
@@ -218,9 +219,19 @@ class KeyRing:
     # -- operations (CLI) -------------------------------------------------------------
     def generate_missing(self) -> list[SigningKey | str]:
         """An active and a pre-published next key for every algorithm that lacks them,
-        and the shared secret when there is none."""
+        and the shared secret when there is none.
+
+        Under an exclusive lock on the directory: the workers of one `broker serve` (or
+        replicas sharing a volume) start together with `keys.generate` on, and each
+        generating its own secret left them unable to read one another's sealed records."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / ".generate.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._generate_missing()
+
+    def _generate_missing(self) -> list[SigningKey | str]:
         self.load()
-        made = []
+        made: list[SigningKey | str] = []
         for alg in ALGORITHMS:
             states = {k.state for k in self.keys if k.alg == alg}
             for state in ("active", "next"):

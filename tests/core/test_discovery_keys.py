@@ -1,9 +1,11 @@
 """Discovery, JWKS and signing keys as a relying party sees them."""
 
 import json
+import multiprocessing
 import os
 import stat
 import time
+from pathlib import Path
 
 import httpx
 
@@ -71,3 +73,24 @@ def test_rotation_keeps_old_tokens_verifiable_and_signs_with_new_kid(broker_serv
     assert header["kid"] == next_kid != old_kid
     # An RP that fetches the JWKS now verifies both.
     assert rp.verify(old)["sub"] == rp.verify(new)["sub"]
+
+
+def _generate_and_report(directory: str, start: float) -> tuple[bytes, list[str]]:
+    while time.time() < start:  # every process generates at the same moment
+        pass
+    ring = KeyRing(Path(directory), retention=600)
+    ring.generate_missing()
+    ring.load()
+    return ring.secrets[0], tuple(sorted(k.kid for k in ring.keys))
+
+
+def test_workers_generating_keys_together_end_with_one_set(tmp_path):
+    """`broker serve --workers N` with keys.generate: the workers start at once on an empty
+    keys directory. They must all end with the same secret and keys, or a record one worker
+    sealed is unreadable to the next (the benchmark's logins failed with 410)."""
+    start = time.time() + 1.0
+    with multiprocessing.get_context("fork").Pool(6) as pool:
+        results = pool.starmap(_generate_and_report, [(str(tmp_path / "keys"), start)] * 6)
+    assert len(set(results)) == 1
+    _secret, kids = results[0]
+    assert len(kids) == 4  # an active and a next key for RS256 and ES256
