@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from .secret_ids import new_id
 from .security import CsrfTokens
 from .store import Store
@@ -53,12 +55,19 @@ class LoginTransaction:
     def prompts(self) -> set[str]:
         return set(self.params.get("prompt", "").split())
 
+    # What the store holds of it, as last read or written in this request (`Transactions`):
+    # not a field, and not in the record.
+    _stored: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _ended: bool = field(default=False, init=False, repr=False, compare=False)
+
     def to_record(self) -> dict[str, Any]:
         # Shallow: the fields already hold plain JSON values, and the store serialises
         # (Redis) or copies (memory) at once; asdict's deep copy of the user's assignments
         # was a fifth of a login's CPU. No `subject` key when there is none, so a replica
         # of the previous version can still read the record during a rolling upgrade.
         record = dict(vars(self))
+        record.pop("_stored", None)
+        record.pop("_ended", None)
         if record["subject"] is None:
             del record["subject"]
         return record
@@ -89,22 +98,38 @@ class Transactions:
         await self.store.put(f"txn:{txn.id}", txn.to_record(), ttl)
         return txn
 
-    async def bind(self, txn: LoginTransaction, browser: str) -> None:
-        """The first browser to open the login owns it, for the full transaction time."""
+    def bind(self, txn: LoginTransaction, browser: str) -> None:
+        """The first browser to open the login owns it, for the full transaction time.
+        In memory: the request that binds saves the transaction once at its end
+        (`save_if_changed`), with whatever else it changed."""
         txn.browser = browser
         txn.expires = int(self.clock()) + self.ttl
-        await self.save(txn)
 
     async def get(self, txn_id: str) -> LoginTransaction | None:
         if not (8 <= len(txn_id) <= 64):
             return None
         record = await self.store.get(f"txn:{txn_id}")
-        return LoginTransaction(**record) if record else None
+        if not record:
+            return None
+        txn = LoginTransaction(**record)
+        txn._stored = orjson.dumps(txn.to_record())
+        return txn
 
     async def save(self, txn: LoginTransaction) -> None:
         left = txn.expires - int(self.clock())
         if left > 0:
-            await self.store.put(f"txn:{txn.id}", txn.to_record(), left)
+            record = txn.to_record()
+            await self.store.put(f"txn:{txn.id}", record, left)
+            txn._stored = orjson.dumps(record)
+
+    async def save_if_changed(self, txn: LoginTransaction) -> None:
+        """Save unless the store already holds exactly this (a connector saved it on the
+        way) or the transaction has ended (saving would bring it back). A login's first
+        page saved the same transaction three times before: its binding, its method, its
+        BankID order."""
+        if not txn._ended and orjson.dumps(txn.to_record()) != txn._stored:
+            await self.save(txn)
 
     async def end(self, txn: LoginTransaction) -> None:
         await self.store.delete(f"txn:{txn.id}")
+        txn._ended = True

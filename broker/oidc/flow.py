@@ -166,11 +166,12 @@ class Flow:
         try:
             if txn.browser is None:
                 # The first browser to open the login owns it, for the full login time.
-                await broker.transactions.bind(txn, digest)
+                broker.transactions.bind(txn, digest)
                 broker.metrics.active_logins.started(txn.id, txn.expires)
             elif txn.browser != digest:
                 raise FlowError("error_wrong_browser", 403)
             response = await self._resume(request, txn)
+            await broker.transactions.save_if_changed(txn)  # the binding, if nothing saved it
         except StoreError as exc:
             if not new:
                 raise
@@ -269,9 +270,12 @@ class Flow:
         return acr_requirement(txn.params, client.settings.default_acr_values if client else ())
 
     async def _start(self, request: Request, txn: LoginTransaction, method: str) -> Response:
+        """The connector's first page. The method (and a new binding) is saved before the
+        response leaves, once: with the connector's own changes when it saved them."""
         txn.method = method
-        await self.broker.transactions.save(txn)
-        return await self.broker.connectors[method].start(request, txn)
+        response = await self.broker.connectors[method].start(request, txn)
+        await self.broker.transactions.save_if_changed(txn)
+        return response
 
     def _session_satisfies(self, txn: LoginTransaction, session: SsoSession) -> bool:
         prompts = txn.prompts

@@ -2,7 +2,8 @@
 
     /login/bankid/<txn>/start    POST  start an order (explicit action; rate-limited)
     /login/bankid/<txn>/wait     GET   the waiting page (QR or "Starta BankID-appen"); also
-                                       the app's `returnUrl` (with `?nonce=`)
+                                       the app's `returnUrl` (with `?nonce=`); once the
+                                       order is complete, it hands the identity on itself
     /login/bankid/<txn>/status   GET   JSON for the page's poll, about once a second
     /login/bankid/<txn>/finish   GET   hand the identity to the provider once complete
     /login/bankid/<txn>/cancel   POST  cancel the order (Avbryt, or leaving for another method)
@@ -13,8 +14,9 @@ serve any poll; `/collect` runs at most every 2 s per order however many tabs po
 
 Every request on the transaction can move the login on: whichever one first sees the
 order complete (the page's poll, the app's return to `returnUrl`, a reload, a meta
-refresh without JavaScript) sends the browser to `finish`, and so does every later one,
-because the completion is kept in the order's record (see orders.py). The order survives
+refresh without JavaScript) hands the identity on (`wait`) or sends the browser to
+`finish` (the poll's JSON), and so does every later one, because the completion is kept
+in the order's record (see orders.py). The order survives
 reloads and language switches; only Avbryt, leaving for another method, a new order or
 BankID's own expiry end it.
 
@@ -217,7 +219,9 @@ class BankIDConnector:
             log.info("bankid return for a replaced order", extra={"txn": txn.id})
         progress = await self._advance(request, txn, data)
         if progress.complete:
-            return RedirectResponse(f"/login/bankid/{txn.id}/finish", status_code=303)
+            # Handed on from here: a phone coming back from the app (`returnUrl`) or a page
+            # refreshing itself without JavaScript goes to the service one redirect sooner.
+            return await self._finish(request, txn)
         return self._wait_page(request, txn, data, progress)
 
     async def status(self, request: Request) -> Response:
@@ -243,6 +247,9 @@ class BankIDConnector:
         txn = await self.flow.load(request, request.path_params["txn_id"])
         if txn.identity is not None:
             return self._to_provider(txn)
+        return await self._finish(request, txn)
+
+    async def _finish(self, request: Request, txn: LoginTransaction) -> Response:
         data = txn.upstream.get("bankid")
         state = OrderState.from_record(data["order"]) if data else None
         # Identity is read only from a completed order's record, and only now handed on.
