@@ -122,6 +122,8 @@ def profiling_routes() -> list[Route]:
         profiler = running.pop("profiler")
         if isinstance(profiler, cProfile.Profile):
             profiler.disable()
+            if os.environ.get("BENCH_PROFILE_DUMP"):  # raw pstats, for grouping by package
+                profiler.dump_stats(os.environ["BENCH_PROFILE_DUMP"])
             out = io.StringIO()
             stats = pstats.Stats(profiler, stream=out)
             stats.sort_stats("tottime").print_stats(40)

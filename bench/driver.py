@@ -13,6 +13,7 @@ import base64
 import hashlib
 import html
 import json
+import math
 import re
 import secrets
 import time
@@ -44,6 +45,7 @@ class Result:
     first_error: str | None = None
     note: str = ""
     cpu: dict[str, float] = field(default_factory=dict)  # process -> % of one core
+    redis_commands: float = math.nan  # per operation, every node together
 
     @property
     def ops(self) -> int:
@@ -63,7 +65,8 @@ class Result:
         return {"name": self.name, "ops": self.ops, "seconds": round(self.seconds, 3),
                 "ops_per_s": round(self.rate, 1), "p50_ms": round(self.percentile(0.5) * 1e3, 2),
                 "p99_ms": round(self.percentile(0.99) * 1e3, 2), "errors": self.errors,
-                "first_error": self.first_error, "note": self.note, "cpu_percent": self.cpu}
+                "first_error": self.first_error, "note": self.note, "cpu_percent": self.cpu,
+                "redis_commands_per_op": round(self.redis_commands, 2)}
 
 
 async def run_load(name: str, op: Operation, concurrency: int, seconds: float) -> Result:

