@@ -178,8 +178,9 @@ class Bench:
         used = {"server": cpu_seconds(server.pid) - before["server"],
                 "redis": redis.cpu() - before["redis"]}
         if result.ops:
-            # Less the two INFO calls of this measurement itself, per node.
-            result.redis_commands = (redis.commands() - commands - 2 * len(redis.nodes)) / result.ops
+            # Less the first INFO of this measurement, per node (an INFO's own count shows
+            # only in the next one).
+            result.redis_commands = (redis.commands() - commands - len(redis.nodes)) / result.ops
         used["driver"] = time.process_time() - driver_before
         # Whatever else ran on the machine meanwhile (other jobs skew the numbers).
         used["other"] = max(0.0, machine_busy_seconds() - busy - sum(used.values()))

@@ -50,15 +50,14 @@ class LoginTransaction:
     # The `sub` the request names (id_token_hint, or a `sub` value in `claims`), as this
     # client knows it: only that person's session or login may answer (OIDC Core 3.1.2.2).
     subject: str | None = None
+    # What the store holds of it, as last read or written in this request (`Transactions`):
+    # bookkeeping, never part of the record.
+    _stored: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _ended: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def prompts(self) -> set[str]:
         return set(self.params.get("prompt", "").split())
-
-    # What the store holds of it, as last read or written in this request (`Transactions`):
-    # not a field, and not in the record.
-    _stored: bytes | None = field(default=None, init=False, repr=False, compare=False)
-    _ended: bool = field(default=False, init=False, repr=False, compare=False)
 
     def to_record(self) -> dict[str, Any]:
         # Shallow: the fields already hold plain JSON values, and the store serialises

@@ -50,11 +50,6 @@ log = logging.getLogger(__name__)
 
 NAME = "siths"
 
-
-def acr_values(settings: SithsSettings) -> tuple[str, ...]:
-    """The levels a SITHS login can reach: reserve cards give LoA 2, offered only when they
-    may log in at all."""
-    return (LOA3, LOA2) if settings.trust.allow_reserve_cards else (LOA3,)
 #: How long the way to the SITHS host may take (PIN entry included) and the way back.
 REF_TTL = 120
 RESULT_TTL = 60
@@ -85,6 +80,12 @@ def _with_query(url: str, **params: str) -> str:
 def _origin(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     return (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+
+
+def acr_values(settings: SithsSettings) -> tuple[str, ...]:
+    """The levels a SITHS login can reach: reserve cards give LoA 2, offered only when they
+    may log in at all."""
+    return (LOA3, LOA2) if settings.trust.allow_reserve_cards else (LOA3,)
 
 
 class SithsConnector:
