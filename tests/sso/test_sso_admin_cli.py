@@ -55,7 +55,7 @@ def test_revoke_one_sid_leaves_the_other_session(sso):
         sid2 = lifecare.last.claims["sid"]
         assert sid1 != sid2
 
-        revoked = broker_cli(sso, "revoke", "--sid", sid1)
+        revoked = broker_cli(sso, "revoke", f"--sid={sid1}")  # an id may begin with "-"
         assert revoked.returncode == 0, revoked.stdout + revoked.stderr
         wait_until(lambda: lifecare.valid_logouts(sid1), what="back-channel for sid1")
         assert not lifecare.valid_logouts(sid2)
