@@ -99,7 +99,7 @@ async def _list(ctx: AdminContext, args: argparse.Namespace) -> int:
     elif not rows:
         print(f"no live sessions for user {args.user}")
     for row in rows if not args.json else []:
-        print(f"{row['sid']}  logged in {row['auth_time']} by {row['method']}, "
+        print(f"--sid={row['sid']}  logged in {row['auth_time']} by {row['method']}, "
               f"last seen {row['last_seen']}, role {row['role'] or '-'} at {row['unit'] or '-'}, "
               f"clients: {', '.join(row['clients']) or '-'}")
     return 0
@@ -164,6 +164,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r = inner.add_parser("revoke", help="end sessions, stop their refresh tokens, tell the RPs")
     who = r.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="end every session of this user id")
-    who.add_argument("--sid", help="end the session with this sid (the ID token's `sid`)")
+    who.add_argument("--sid", metavar="SID",
+                     help="end the session with this sid (the ID token's `sid`); write it as "
+                          "--sid=SID, since a sid may begin with '-'")
     r.add_argument("--config", required=True)
     r.set_defaults(func=_run)

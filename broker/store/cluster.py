@@ -27,12 +27,11 @@ from redis.exceptions import (
     AskError,
     ClusterDownError,
     MovedError,
-    RedisError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from .pipelining import READS, AutoPipeline, replicated, settle
+from .pipelining import READS, AutoPipeline, lost, replicated, settle
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
@@ -97,9 +96,9 @@ class ClusterAutoPipeline(AutoPipeline):
             for i, (args, _) in enumerate(batch):
                 node = manager.get_node_from_slot(command_slot(args))
                 by_node.setdefault(node.name, (node, []))[1].append(i)
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # every caller must hear back (see lost())
             self.stale()
-            self._fail(batch, exc)
+            self._fail(batch, lost(exc))
             return
         await asyncio.gather(*(self._node_batch(node, [batch[i] for i in idx])
                                for node, idx in by_node.values()))
@@ -112,9 +111,9 @@ class ClusterAutoPipeline(AutoPipeline):
             commands.append(PipelineCommand(len(batch), "WAIT", self._replicas, self._wait_ms))
         try:
             await node.execute_pipeline(commands)
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # every caller must hear back (see lost())
             self.stale()  # a node gone: its slots are (about to be) someone else's
-            self._fail(batch, exc)
+            self._fail(batch, lost(exc))
             return
         results = [c.result for c in commands]
         if writes:

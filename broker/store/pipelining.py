@@ -13,10 +13,14 @@ another's order. Transactions (MULTI) do not go through here.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 # Commands that change nothing; every other command the store sends is a write.
 READS = frozenset({"GET", "MGET", "TTL", "ZRANGEBYSCORE", "ZCARD", "PING", "ROLE"})
@@ -77,8 +81,7 @@ class AutoPipeline:
         except BaseException as exc:  # connection lost, timeout, cancelled at shutdown
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else
-                                         ConnectionError("the store connection was closed"))
+                    future.set_exception(lost(exc))
             if not isinstance(exc, Exception):
                 raise
             return
@@ -100,13 +103,30 @@ class AutoPipeline:
 Batch = list[tuple[tuple[Any, ...], "asyncio.Future[Any]"]]
 
 
+def lost(exc: BaseException) -> Exception:
+    """What a caller is told when sending its batch failed: Redis's own errors and socket
+    errors as they are; anything else as a lost connection (the commands may or may not
+    have run), never as an error the store does not expect. redis-py's asyncio connection
+    can fail with AttributeError or RuntimeError when the store drops every connection to
+    a demoted master while a request is using one."""
+    if isinstance(exc, RedisError | OSError):
+        return exc
+    if isinstance(exc, Exception):
+        log.warning("store client failed while sending (%s: %s): treated as a lost reply",
+                    type(exc).__name__, exc, exc_info=exc)
+    return RedisConnectionError(f"the store connection failed: {type(exc).__name__}: {exc}")
+
+
 def replicated(batch: Batch, replies: list[Any], replicas: int) -> list[Any]:
     """The replies of a batch sent with a trailing WAIT: when fewer than `replicas`
-    acknowledged, every write of the batch becomes NotReplicated (reads stand)."""
+    acknowledged, every write of the batch that ran becomes NotReplicated (reads stand). A
+    write refused outright keeps its own error: READONLY or MOVED from a node that is no
+    longer a master must reach the store, which then looks for the master again (masked
+    as NotReplicated it would be resent to the same node until the patience ran out)."""
     acked = replies.pop()
     if isinstance(acked, Exception) or int(acked) < replicas:
         failure = NotReplicated(f"{acked} of {replicas} replicas acknowledged the write")
-        return [failure if args[0] not in READS else reply
+        return [failure if args[0] not in READS and not isinstance(reply, Exception) else reply
                 for (args, _), reply in zip(batch, replies, strict=True)]
     return replies
 

@@ -46,6 +46,7 @@ from .base import Record, StoreError
 from .cluster import CLUSTER_SCHEMES, ClusterAutoPipeline, connect_cluster
 from .codec import Codec, PlainCodec
 from .pipelining import AutoPipeline, NotReplicated
+from .unsettled import UnsettledTakes
 
 
 def parse_hosts_url(url: str, default_port: int) -> dict:
@@ -199,6 +200,7 @@ class RedisStore:
                           if isinstance(client, RedisCluster)
                           else AutoPipeline(client, replicas, int(replica_timeout * 1000)))
         self._sentinel = sentinel
+        self._unsettled = UnsettledTakes(self._send_undo, keep=OP_TTL)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "broker:", timeout: float = 2.0,
@@ -231,7 +233,11 @@ class RedisStore:
         except ValueError as exc:
             raise StoreError(str(exc)) from exc
 
-    async def _run(self, *args: Any) -> Any:
+    async def _run(self, *args: Any, take: bool = False) -> Any:
+        """`take`: the operation takes something away (a code, a session) and carries an
+        operation key, so a lost reply is resent like an unconfirmed write, until a master
+        answers or the patience runs out: through a master's death and the promotion of
+        its replica, the resend finds the take's own outcome there (or runs it first)."""
         if self._sentinel is not None:
             self._sentinel.ensure_started()
         try:
@@ -239,10 +245,14 @@ class RedisStore:
         except NotReplicated:
             return await self._until_replicated(args)
         except _LOST:
+            if take:
+                return await self._until_replicated(args)
             await asyncio.sleep(self._pause)
         except RedisError as exc:
-            await self._not_a_writable_master(exc)
-            raise StoreError(str(exc)) from exc
+            if not await self._not_a_writable_master(exc):
+                raise StoreError(str(exc)) from exc
+            # Refused by a node no longer master, so not run: safe to send to the next one.
+            await asyncio.sleep(self._pause)
         try:
             return await self._pipeline.execute(*args)
         except NotReplicated:
@@ -252,7 +262,8 @@ class RedisStore:
             raise StoreError(str(exc) or type(exc).__name__) from exc
 
     async def _until_replicated(self, args: tuple[Any, ...]) -> Any:
-        """The master took the write but no replica has it yet: right after a fail-over the
+        """The master took the write but no replica has it yet (or, for a take, the reply
+        was lost): right after a fail-over the
         new master has none until the old one has resynced. Failing now would make the
         client retry something that already happened (a redemption would then look like
         a replay), so the write is sent again, with its operation key, after a pause that
@@ -280,14 +291,16 @@ class RedisStore:
         except (RedisError, OSError) as exc:  # NotReplicated is a RedisError
             raise StoreError(str(exc) or type(exc).__name__) from exc
 
-    async def _not_a_writable_master(self, exc: Exception) -> None:
+    async def _not_a_writable_master(self, exc: Exception) -> bool:
         """A node that refuses writes (a demoted master, one that lost its replicas) is
         left at once: every pooled connection is dropped, so the next command asks the
         sentinels (or the cluster's slot map) for the master again instead of writing where
-        nothing survives."""
+        nothing survives. True when `exc` said so."""
         if isinstance(exc, ReadOnlyError | MasterDownError) or (
                 isinstance(exc, ResponseError) and any(m in str(exc) for m in _NOT_MASTER)):
             await self._forget_masters()
+            return True
+        return False
 
     async def _forget_masters(self) -> None:
         if isinstance(self._pipeline, ClusterAutoPipeline):
@@ -307,12 +320,16 @@ class RedisStore:
                                     OP_TTL, self._codec.encode(value), int(ttl)))
 
     async def get(self, key: str) -> Record | None:
+        if self._unsettled:
+            await self._unsettled.settle([self._k(key)])
         return self._load(await self._run("GET", self._k(key)))
 
     async def get_many(self, keys: list[str]) -> list[Record | None]:
         if not keys:
             return []
         full = [self._k(k) for k in keys]
+        if self._unsettled:
+            await self._unsettled.settle(full)
         if not self._cluster:
             return [self._load(v) for v in await self._run("MGET", *full)]
         # One MGET per slot (a cluster refuses one across slots), all in the same turn.
@@ -336,9 +353,16 @@ class RedisStore:
 
     async def take_and_put(self, key: str, items: list[tuple[str, Record, int]]) -> bool:
         keys, args = self._items(items)
+        op = self._op(key)
+        if self._unsettled:
+            await self._unsettled.settle([self._k(key)])
         # One step on the server: of concurrent redemptions exactly one takes the code.
-        return bool(await self._run("EVAL", scripts.TAKE_AND_PUT, 2 + len(keys), self._k(key),
-                                    self._op(key), *keys, OP_TTL, *args))
+        try:
+            return bool(await self._run("EVAL", scripts.TAKE_AND_PUT, 2 + len(keys),
+                                        self._k(key), op, *keys, OP_TTL, *args, take=True))
+        except StoreError:
+            await self._undo_take(key, op, keys)
+            raise
 
     async def compare_and_put(self, key: str, field: str, expected: int | str | None,
                               value: Record, ttl: int,
@@ -354,8 +378,31 @@ class RedisStore:
         return False, self._load(reply[1] if len(reply) > 1 else None)
 
     async def take(self, key: str) -> Record | None:
-        return self._load(await self._run("EVAL", scripts.TAKE, 2, self._k(key), self._op(key),
-                                          OP_TTL))
+        op = self._op(key)
+        if self._unsettled:
+            await self._unsettled.settle([self._k(key)])
+        try:
+            return self._load(await self._run("EVAL", scripts.TAKE, 2, self._k(key), op, OP_TTL,
+                                              take=True))
+        except StoreError:
+            await self._undo_take(key, op, [])
+            raise
+
+    async def _undo_take(self, key: str, op: str, keys: list[str]) -> None:
+        """A take whose outcome is unknown (its reply lost, or no replica confirmed it in
+        time) is put back before the caller answers 503: a retry is not a replay, so the
+        retry must find the code (the login, the session) the take found. Only the run
+        recorded under this call's operation key is undone, never another caller's take.
+        Sent without waiting for replicas: if the master is lost now, the take it undoes
+        most likely went with it. When no master takes it now (one is dying), it is kept
+        and sent again (unsettled.py)."""
+        try:
+            await self._send_undo(self._k(key), op, keys)
+        except (RedisError, OSError):
+            self._unsettled.add(self._k(key), op, keys)
+
+    async def _send_undo(self, key: str, op: str, keys: list[str]) -> None:
+        await self._r.execute_command("EVAL", scripts.UNDO_TAKE, 2 + len(keys), key, op, *keys)
 
     async def delete(self, *keys: str) -> None:
         if not keys:
@@ -430,6 +477,7 @@ class RedisStore:
             raise StoreError("the Redis Cluster is not in state ok")
 
     async def close(self) -> None:
+        await self._unsettled.aclose()
         if self._sentinel is not None:
             await self._sentinel.aclose()
         await self._pipeline.aclose()  # a cluster client is closed by its pipeline

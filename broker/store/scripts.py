@@ -10,26 +10,56 @@ Scripts go as EVAL, not EVALSHA: they are short, Redis caches them by their hash
 fresh master after a fail-over needs no reload.
 """
 
-# KEYS: key, op | ARGV: op_ttl. The taken value is remembered ('' for "nothing there").
+# KEYS: key, op | ARGV: op_ttl. The operation key remembers what was taken and how long
+# it had left ('pttl value'; '' for "nothing there"): a resend returns the value, and an
+# UNDO_TAKE can put it back.
 TAKE = """
 local done = redis.call('GET', KEYS[2])
 if done then
   if done == '' then return false end
-  return done
+  return string.sub(done, string.find(done, ' ', 1, true) + 1)
 end
+local left = redis.call('PTTL', KEYS[1])
 local value = redis.call('GETDEL', KEYS[1])
-redis.call('SET', KEYS[2], value or '', 'EX', ARGV[1])
-return value
+if value then
+  redis.call('SET', KEYS[2], left .. ' ' .. value, 'EX', ARGV[1])
+  return value
+end
+redis.call('SET', KEYS[2], '', 'EX', ARGV[1])
+return false
 """
 
-# KEYS: key, op, item keys... | ARGV: op_ttl, then value and ttl per item.
+# KEYS: key, op, item keys... | ARGV: op_ttl, then value and ttl per item. Remembers like
+# TAKE (a failed take changes nothing, so it is not remembered).
 TAKE_AND_PUT = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+local left = redis.call('PTTL', KEYS[1])
+local value = redis.call('GETDEL', KEYS[1])
+if not value then return 0 end
 for i = 3, #KEYS do
   redis.call('SET', KEYS[i], ARGV[2 * i - 4], 'EX', ARGV[2 * i - 3])
 end
-redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+redis.call('SET', KEYS[2], left .. ' ' .. value, 'EX', ARGV[1])
+return 1
+"""
+
+# KEYS: key, op, item keys... The take recorded under `op` (and only that one) is undone:
+# the value goes back with the time it had left, the items it wrote go. Sent when the
+# take's outcome could not be confirmed (its reply lost, its replicas silent): the caller
+# answers 503, so the retry must find what the take found. No record under `op`: that take
+# never ran here, and nothing is touched.
+UNDO_TAKE = """
+local done = redis.call('GET', KEYS[2])
+if not done or done == '' then return 0 end
+local sep = string.find(done, ' ', 1, true)
+local left = tonumber(string.sub(done, 1, sep - 1))
+for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
+if left > 0 then
+  redis.call('SET', KEYS[1], string.sub(done, sep + 1), 'PX', left)
+else
+  redis.call('SET', KEYS[1], string.sub(done, sep + 1))
+end
+redis.call('DEL', KEYS[2])
 return 1
 """
 

@@ -5,6 +5,9 @@ authorization service that fails or stops, and the broker has to keep every gran
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,12 +26,14 @@ from tests.sso.sso_support import RelyingParty
 from tests.support.brokers import Gate, running_broker
 from tests.support.fakes import FakeSource, default_users
 from tests.support.proxy import redis_proxy
-from tests.support.redis import free_port
+from tests.support.redis import free_port, redis_server
 from tests.support.server import running
 
-REDEMPTION = b"'DEL', KEYS[1]) == 0"  # a piece of the redemption script, as it goes to Redis
-TAKE = b"'GETDEL', KEYS[1])"  # a piece of the take script (logout takes the session)
+REDEMPTION = b"if not value then return 0 end"  # a piece of the redemption script
+TAKE = b"return string.sub(done, string.find"  # a piece of the take script (logout uses it)
 assert REDEMPTION.decode() in scripts.TAKE_AND_PUT and TAKE.decode() in scripts.TAKE
+assert REDEMPTION.decode() not in scripts.TAKE + scripts.UNDO_TAKE
+assert TAKE.decode() not in scripts.TAKE_AND_PUT + scripts.UNDO_TAKE
 
 
 class AuthzService:
@@ -207,3 +212,83 @@ def test_the_loser_of_two_concurrent_redemptions_revokes_the_winner(redis, tmp_p
         assert lost["error"] == "invalid_grant"
         assert userinfo(rp, won["access_token"]) == 401
         assert refresh(rp, won["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_a_redemption_no_replica_confirmed_is_a_503_and_its_retry_gets_the_tokens(tmp_path):
+    """Right after a fail-over the new master has no replica in sync: the redemption's
+    script runs on it, no replica confirms it within the store's patience, and the RP gets
+    a 503. Its retry with the same code is not a replay: it gets tokens, once."""
+    with redis_server() as (master_url, _), redis_server() as (replica_url, replica):
+        master = int(master_url.rsplit(":", 1)[1].split("/")[0])
+        _cli(replica_url, "replicaof", "127.0.0.1", str(master))
+        _until(lambda: "master_link_status:up" in _cli(replica_url, "info", "replication"))
+        with running_broker(master_url, tmp_path,
+                            store={"replicas": 1, "replica_timeout": 0.1}) as b:
+            rp = b.rp()
+            with b.browser() as browser:
+                code = rp.login(browser)
+            replica.send_signal(signal.SIGSTOP)  # acknowledges nothing until SIGCONT
+            try:
+                first = rp.token(code)
+            finally:
+                replica.send_signal(signal.SIGCONT)
+            assert first.status_code == 503, first.text
+            assert first.json()["error"] == "temporarily_unavailable"
+            retry = rp.token(code)
+            assert retry.status_code == 200, retry.text
+            assert userinfo(rp, retry.json()["access_token"]) == 200
+            assert refresh(rp, retry.json()["refresh_token"]).status_code == 200
+            assert rp.token(code).json()["error"] == "invalid_grant"  # a replay still is one
+
+
+def _cli(url: str, *args: str) -> str:
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    return subprocess.run(["redis-cli", "-p", port, *args], capture_output=True, text=True,
+                          timeout=10, check=True).stdout
+
+
+def _until(condition, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the replica did not come in sync"
+        time.sleep(0.05)
+
+
+def test_a_redemption_whose_master_died_under_it_is_resent_to_the_next(redis, tmp_path):
+    """The master runs the redemption and dies before answering; a master is back within
+    the store's patience (a Sentinel promotion): the resend, with its operation key, finds
+    the redemption done and the RP gets its tokens at the first try."""
+    with redis_proxy(redis) as proxy, \
+            running_broker(proxy.url, tmp_path, store_timeout=0.5) as b:
+        rp = b.rp()
+        with b.browser() as browser:
+            code = rp.login(browser)
+        proxy.lose_reply_to(REDEMPTION, "die")
+        back = threading.Timer(1.0, proxy.set_down, (False,))
+        back.start()
+        tokens = rp.token(code)
+        back.join()
+        assert proxy.dropped == 1, "the fault did not happen"
+        assert tokens.status_code == 200, tokens.text
+        assert refresh(rp, tokens.json()["refresh_token"]).status_code == 200
+        assert rp.token(code).json()["error"] == "invalid_grant"
+
+
+def test_a_redemption_lost_with_its_master_is_undone_when_one_is_back(redis, tmp_path):
+    """No master for longer than the patience: a 503, and the undo waits for the next
+    master; the RP's retry then redeems the code instead of being refused as a replay."""
+    with redis_proxy(redis) as proxy, \
+            running_broker(proxy.url, tmp_path, store_timeout=0.5,
+                           store={"replica_timeout": 0.1}) as b:
+        rp = b.rp()
+        with b.browser() as browser:
+            code = rp.login(browser)
+        proxy.lose_reply_to(REDEMPTION, "die")
+        first = rp.token(code)
+        assert proxy.dropped == 1, "the fault did not happen"
+        assert first.status_code == 503, first.text
+        proxy.set_down(False)
+        retry = rp.token(code)
+        assert retry.status_code == 200, retry.text
+        assert userinfo(rp, retry.json()["access_token"]) == 200
+        assert rp.token(code).json()["error"] == "invalid_grant"

@@ -55,7 +55,11 @@ def test_revoke_one_sid_leaves_the_other_session(sso):
         sid2 = lifecare.last.claims["sid"]
         assert sid1 != sid2
 
-        revoked = broker_cli(sso, "revoke", f"--sid={sid1}")  # an id may begin with "-"
+        # The listing names each session as the revoke command takes it, with '=' (a sid
+        # may begin with '-', which argparse would read as a missing value).
+        listing = broker_cli(sso, "list", "--user", "u-anna").stdout.split()
+        assert f"--sid={sid1}" in listing and f"--sid={sid2}" in listing
+        revoked = broker_cli(sso, "revoke", f"--sid={sid1}")
         assert revoked.returncode == 0, revoked.stdout + revoked.stderr
         wait_until(lambda: lifecare.valid_logouts(sid1), what="back-channel for sid1")
         assert not lifecare.valid_logouts(sid2)

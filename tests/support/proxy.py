@@ -20,7 +20,10 @@ from tests.support.redis import free_port
 @dataclass
 class _Fault:
     pattern: bytes
-    mode: str  # "close": drop the reply and the connection; "hang": swallow the reply
+    # "close": drop the reply and the connection; "hang": swallow the reply; "die": drop
+    # the reply, cut every connection and refuse new ones (the master died right after
+    # running the command) until set_down(False)
+    mode: str
 
 
 class RedisProxy:
@@ -86,6 +89,10 @@ class RedisProxy:
                 if lose:
                     fault = lose.pop()
                     self.dropped += 1
+                    if fault.mode == "die":
+                        self.down = True
+                        self._cut_all()
+                        return
                     if fault.mode == "close":
                         client_w.close()
                         server_w.close()
