@@ -52,7 +52,7 @@ from .entry import EntryError, parse_personal_number
 from .errors import BankIDError, fault_kind
 from .launch import Browser, detect, launch_url, return_url
 from .messages import message as rfa_message
-from .models import COMPLETE, FAILED, PENDING, WebContext
+from .models import COMPLETE, FAILED, PENDING, CompletionData, WebContext
 from .orders import BankIDOrders, OrderState, PollResult, error_message, identity_from_completion
 from .ratelimit import StartLimits
 from .settings import BankIDSettings
@@ -221,7 +221,7 @@ class BankIDConnector:
         if progress.complete:
             # Handed on from here: a phone coming back from the app (`returnUrl`) or a page
             # refreshing itself without JavaScript goes to the service one redirect sooner.
-            return await self._finish(request, txn)
+            return await self._finish(request, txn, progress.result.completion)
         return self._wait_page(request, txn, data, progress)
 
     async def status(self, request: Request) -> Response:
@@ -249,11 +249,15 @@ class BankIDConnector:
             return self._to_provider(txn)
         return await self._finish(request, txn)
 
-    async def _finish(self, request: Request, txn: LoginTransaction) -> Response:
+    async def _finish(self, request: Request, txn: LoginTransaction,
+                      completion: CompletionData | None = None) -> Response:
+        """`completion`: the one this request's own poll just found (collected, or
+        adopted from the record), so it is not read back from the store."""
         data = txn.upstream.get("bankid")
         state = OrderState.from_record(data["order"]) if data else None
-        # Identity is read only from a completed order's record, and only now handed on.
-        completion = await self.orders.completion(state) if state else None
+        # Identity comes only from a completed order (its collect or its record), only now.
+        if completion is None and state is not None:
+            completion = await self.orders.completion(state)
         if state is None or state.status != COMPLETE or completion is None:
             return self._to_wait(txn)
         lock = f"finishing:{state.order_ref}"
