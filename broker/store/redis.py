@@ -14,6 +14,7 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
@@ -122,7 +123,11 @@ def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> aio
             connection_pool_class=MasterPool,
             connection_class=MasterSSLConnection if opts["ssl"] else MasterConnection,
         )
-    return aioredis.Redis.from_url(url, max_connections=max_connections, **common)
+    client = aioredis.Redis.from_url(url, max_connections=max_connections, **common)
+    pool = client.connection_pool
+    pool.connection_class = type(pool.connection_class.__name__, (HiredisPacking,
+                                                                 pool.connection_class), {})
+    return client
 
 
 log = logging.getLogger(__name__)
@@ -143,11 +148,24 @@ class _MasterOnly:
             raise ConnectionError("the node the sentinels named is not a master (yet)")
 
 
-class MasterConnection(_MasterOnly, SentinelManagedConnection):
+class HiredisPacking:
+    """Commands packed by hiredis's C packer, as redis-py's synchronous client does: its
+    asyncio connection packs in Python, 6 µs more per command, a tenth of the broker's
+    CPU in a BankID login (bench/). The same bytes; a command name with a space in it
+    ("CLUSTER INFO") is split by redis-py's own packer, as before."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        if (" " in first) if isinstance(first, str) else (b" " in first):
+            return super().pack_command(*args)  # type: ignore[misc]
+        return [hiredis.pack_command(args)]
+
+
+class MasterConnection(HiredisPacking, _MasterOnly, SentinelManagedConnection):
     pass
 
 
-class MasterSSLConnection(_MasterOnly, SentinelManagedSSLConnection):
+class MasterSSLConnection(HiredisPacking, _MasterOnly, SentinelManagedSSLConnection):
     pass
 
 
