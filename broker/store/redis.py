@@ -280,13 +280,13 @@ class RedisStore:
             raise StoreError(str(exc) or type(exc).__name__) from exc
 
     async def _until_replicated(self, args: tuple[Any, ...]) -> Any:
-        """The master took the write but no replica has it yet (or, for a take, the reply
-        was lost): right after a fail-over the
-        new master has none until the old one has resynced. Failing now would make the
-        client retry something that already happened (a redemption would then look like
-        a replay), so the write is sent again, with its operation key, after a pause that
-        doubles up to 0.4 s (tenacity), until replicas acknowledge it or `replica_patience`
-        runs out (then a clean 503). A node that refuses writes meanwhile is left at once."""
+        """The master took the write but no replica has it yet (right after a fail-over
+        the new master has none until the old one has resynced), or a take's reply was
+        lost. Failing now would make the client retry something that may have happened
+        (a redemption would then look like a replay), so the write is sent again, with its
+        operation key, after a pause that doubles up to 0.4 s (tenacity), until replicas
+        acknowledge it or the patience runs out (then a clean 503, and a take is undone).
+        A node that refuses writes meanwhile is left at once."""
 
         async def leave_a_read_only_master(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
