@@ -340,6 +340,38 @@ def test_authorization_source_down_at_finish_is_a_503_and_a_retry_finishes(redis
             assert finish(rp, browser, browser.get(done["next"]))["sub"] == "u-anna"
 
 
+def test_authorization_source_down_when_the_wait_page_finishes_then_a_reload_finishes(
+        redis, tmp_path):
+    """The wait page (no JavaScript, or a phone back from the app) finishes the login
+    itself. If that finish fails (a 503 page), a reload still finishes the same order."""
+    from tests.bankidweb.conftest import BankIDBroker, bankid_users, start_broker
+    from tests.support.brokers import FakeClock
+    from tests.support.fakes import FakeSource
+    from tests.support.server import serve
+
+    clock, source = FakeClock(), FakeSource(bankid_users())
+    issuer, port, app = start_broker(redis, tmp_path, clock=clock, source=source)
+    with serve(app, port):
+        bb = BankIDBroker(issuer, app, tmp_path)
+        with httpx.Client(base_url=issuer) as browser:
+            rp, txn_id, _ = begin(bb, browser)
+            sim(browser, "approve", orderRef=order(bb, txn_id)["order_ref"], personalNumber=ANNA)
+            source.down = True
+            deadline = time.monotonic() + 10
+            while (page := browser.get(f"/login/bankid/{txn_id}/wait")).status_code == 200:
+                assert time.monotonic() < deadline, "the order never completed"
+                clock.advance(3)
+                time.sleep(0.3)
+            assert page.status_code == 503
+            source.down = False
+            deadline = time.monotonic() + 10
+            while (page := browser.get(f"/login/bankid/{txn_id}/wait")).status_code == 200:
+                assert time.monotonic() < deadline, "the reload never finished"
+                clock.advance(3)
+                time.sleep(0.3)
+            assert finish(rp, browser, page)["sub"] == "u-anna"
+
+
 def test_order_starts_per_transaction_are_limited(bankid_broker):
     bb = bankid_broker
     limits = bb.broker.settings.connectors.bankid.rate_limits
