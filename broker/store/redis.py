@@ -267,6 +267,10 @@ class RedisStore:
                 return await self._until_replicated(args)
             await asyncio.sleep(self._pause)
         except RedisError as exc:
+            if "NOREPLICAS" in str(exc):
+                # The master refused it (min-replicas-to-write) until its replicas are back:
+                # not run, so it waits for them like a write they have not acknowledged.
+                return await self._until_replicated(args)
             if not await self._not_a_writable_master(exc):
                 raise StoreError(str(exc)) from exc
             # Refused by a node no longer master, so not run: safe to send to the next one.

@@ -8,6 +8,7 @@ request that wrote failed for as long as no read happened to refresh the map."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -69,3 +70,27 @@ async def test_a_client_failing_mid_send_is_a_lost_reply_not_an_unexpected_error
     store = RedisStore(_BrokenClient(), replicas=1, replica_timeout=0.01)
     with pytest.raises(StoreError, match="AttributeError"):
         await store.put("k", {"v": 1}, 10)
+
+
+async def test_a_master_short_of_replicas_is_waited_for_not_refused_at_once():
+    """NOREPLICAS (min-replicas-to-write) means "not yet": the write waits, within the
+    store's patience, for a replica to come back, as a person's login should."""
+    with redis_server() as (master_url, _), redis_server() as (replica_url, _):
+        master = aioredis.from_url(master_url)
+        await master.config_set("min-replicas-to-write", 1)
+        await master.config_set("repl-diskless-sync-delay", 0)  # a replica syncs at once
+        # Patience 5 s; refused at once, two tries with their WAITs take about 2 s.
+        store = open_store(master_url, prefix="noreplicas:", replicas=1, replica_timeout=1.0)
+        replica = aioredis.from_url(replica_url)
+        try:
+            write = asyncio.ensure_future(store.put("k", {"v": 1}, 10))
+            await asyncio.sleep(2.5)
+            assert not write.done(), "refused at once instead of waiting for a replica"
+            await replica.execute_command("REPLICAOF", "127.0.0.1",
+                                          master_url.rsplit(":", 1)[1].split("/")[0])
+            await write
+            assert await store.get("k") == {"v": 1}
+        finally:
+            await store.close()
+            await master.aclose()
+            await replica.aclose()
