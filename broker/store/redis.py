@@ -251,11 +251,13 @@ class RedisStore:
         except ValueError as exc:
             raise StoreError(str(exc)) from exc
 
-    async def _run(self, *args: Any, take: bool = False) -> Any:
+    async def _run(self, *args: Any, take: bool = False, patient: bool = True) -> Any:
         """`take`: the operation takes something away (a code, a session) and carries an
         operation key, so a lost reply is resent like an unconfirmed write, until a master
         answers or the patience runs out: through a master's death and the promotion of
-        its replica, the resend finds the take's own outcome there (or runs it first)."""
+        its replica, the resend finds the take's own outcome there (or runs it first).
+        `patient=False` (the readiness probe): a master short of replicas is an answer
+        now, not something to wait out."""
         if self._sentinel is not None:
             self._sentinel.ensure_started()
         try:
@@ -267,7 +269,7 @@ class RedisStore:
                 return await self._until_replicated(args)
             await asyncio.sleep(self._pause)
         except RedisError as exc:
-            if "NOREPLICAS" in str(exc):
+            if patient and "NOREPLICAS" in str(exc):
                 # The master refused it (min-replicas-to-write) until its replicas are back:
                 # not run, so it waits for them like a write they have not acknowledged.
                 return await self._until_replicated(args)
@@ -484,7 +486,7 @@ class RedisStore:
             if not role or role[0] not in (b"master", "master"):
                 await self._forget_masters()
                 raise StoreError("the store answers from a replica, not a writable master")
-        await self._run("SET", self._k("ready-probe"), b"1", "EX", 10)
+        await self._run("SET", self._k("ready-probe"), b"1", "EX", 10, patient=False)
 
     async def _cluster_ok(self) -> None:
         """Every slot has a master that answers (a cluster that lost a master without a
