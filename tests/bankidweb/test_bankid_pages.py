@@ -357,19 +357,20 @@ def test_authorization_source_down_when_the_wait_page_finishes_then_a_reload_fin
             rp, txn_id, _ = begin(bb, browser)
             sim(browser, "approve", orderRef=order(bb, txn_id)["order_ref"], personalNumber=ANNA)
             source.down = True
-            deadline = time.monotonic() + 10
-            while (page := browser.get(f"/login/bankid/{txn_id}/wait")).status_code == 200:
-                assert time.monotonic() < deadline, "the order never completed"
-                clock.advance(3)
-                time.sleep(0.3)
-            assert page.status_code == 503
+            assert _wait_page_past_waiting(browser, txn_id, clock).status_code == 503
             source.down = False
-            deadline = time.monotonic() + 10
-            while (page := browser.get(f"/login/bankid/{txn_id}/wait")).status_code == 200:
-                assert time.monotonic() < deadline, "the reload never finished"
-                clock.advance(3)
-                time.sleep(0.3)
+            page = _wait_page_past_waiting(browser, txn_id, clock)
             assert finish(rp, browser, page)["sub"] == "u-anna"
+
+
+def _wait_page_past_waiting(browser, txn_id, clock, seconds=10):
+    """The wait page, reloaded (and the clock moved on) until it shows something else."""
+    deadline = time.monotonic() + seconds
+    while (page := browser.get(f"/login/bankid/{txn_id}/wait")).status_code == 200:
+        assert time.monotonic() < deadline, "the wait page kept waiting"
+        clock.advance(3)
+        time.sleep(0.3)
+    return page
 
 
 def test_order_starts_per_transaction_are_limited(bankid_broker):
