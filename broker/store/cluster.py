@@ -123,6 +123,10 @@ class ClusterAutoPipeline(AutoPipeline):
             results = [SlotMoved(str(r)) if isinstance(r, _MOVED) else r for r in results]
         settle(batch, results)
 
+    async def now(self, *args: Any) -> Any:
+        """One command on its own: the cluster client routes it by its key."""
+        return await self._cluster.execute_command(*args)
+
     @staticmethod
     def _fail(batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]], exc: Exception) -> None:
         for _, future in batch:

@@ -8,17 +8,25 @@ much each, and still travel over redis-py's connections (pooling, TLS, AUTH, Sen
 discovery and its retry). A request awaits each command before it sends the next, so its
 own commands keep their order; commands of different requests never depended on one
 another's order. Transactions (MULTI) do not go through here.
+
+A batch is sent on a pooled redis-py connection with the connection's own public calls
+(write the packed commands, read one reply per command), not through redis-py's Pipeline
+class, and under one deadline for the whole exchange rather than a socket timeout per
+write and per reply: the Pipeline's bookkeeping, a timer per reply and a task per write
+cost as much CPU as the exchange itself, about a sixth of a BankID login (bench/README.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +45,18 @@ class AutoPipeline:
 
     With `replicas` > 0 every batch that writes ends with `WAIT replicas timeout`, and its
     writes succeed only when that many replicas have them (Redis replicates
-    asynchronously: a write only the master had is gone once a replica is promoted)."""
+    asynchronously: a write only the master had is gone once a replica is promoted).
+
+    `timeout`: how long one exchange (a connection from the pool, connecting if need be,
+    the write and every reply) may take before its commands count as lost. The client's
+    connections must have no socket timeout of their own (see `connect`)."""
 
     def __init__(self, client: aioredis.Redis, replicas: int = 0,
-                 replica_timeout_ms: int = 500) -> None:
+                 replica_timeout_ms: int = 500, timeout: float = 2.0) -> None:
         self._client = client
         self._replicas = replicas
         self._wait_ms = replica_timeout_ms
+        self._timeout = timeout
         self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -65,19 +78,14 @@ class AutoPipeline:
             task.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
-        writes = self._replicas > 0 and any(args[0] not in READS for args, _ in batch)
+        commands = [args for args, _ in batch]
+        writes = self._replicas > 0 and any(args[0] not in READS for args in commands)
+        if writes:
+            commands.append(("WAIT", self._replicas, self._wait_ms))
         try:
-            if len(batch) == 1 and not writes:
-                replies = [await self._one(batch[0][0])]
-            else:
-                pipe = self._client.pipeline(transaction=False)
-                for args, _ in batch:
-                    pipe.execute_command(*args)
-                if writes:
-                    pipe.execute_command("WAIT", self._replicas, self._wait_ms)
-                replies = await pipe.execute(raise_on_error=False)
-                if writes:
-                    replies = replicated(batch, replies, self._replicas)
+            replies = await self._exchange(commands)
+            if writes:
+                replies = replicated(batch, replies, self._replicas)
         except BaseException as exc:  # connection lost, timeout, cancelled at shutdown
             for _, future in batch:
                 if not future.done():
@@ -87,12 +95,45 @@ class AutoPipeline:
             return
         settle(batch, replies)
 
-    async def _one(self, args: tuple[Any, ...]) -> Any:
-        # Alone in its turn: a plain command is cheaper than a pipeline of one.
+    async def now(self, *args: Any) -> Any:
+        """One command on its own, at once, its error raised: commands that must not
+        share a batch's trailing WAIT (an undo, the readiness probe's ROLE)."""
         try:
-            return await self._client.execute_command(*args)
-        except aioredis.ResponseError as exc:
-            return exc
+            (reply,) = await self._exchange([args])
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                raise lost(exc) from exc
+            raise
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def _exchange(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The commands written at once on one pooled connection, and their replies in
+        order (a command's error as its reply). A connection that failed or ran out of
+        time mid-exchange is dropped: replies still on their way would be read as the
+        next batch's."""
+        pool = self._client.connection_pool
+        try:
+            async with asyncio.timeout(self._timeout):
+                conn = await pool.get_connection()
+                try:
+                    await conn.send_packed_command(conn.pack_commands(commands))
+                    replies: list[Any] = []
+                    for _ in commands:
+                        try:
+                            # math.inf: no timer of its own, the exchange's deadline holds.
+                            replies.append(await conn.read_response(timeout=math.inf))
+                        except ResponseError as exc:
+                            replies.append(exc)
+                    return replies
+                except BaseException:
+                    await conn.disconnect(nowait=True)
+                    raise
+                finally:
+                    await pool.release(conn)
+        except TimeoutError:
+            raise RedisTimeoutError(f"no reply from Redis within {self._timeout:g} s") from None
 
     async def aclose(self) -> None:
         """Wait for batches already on their way (their callers are still waiting)."""

@@ -99,8 +99,11 @@ def parse_sentinel_url(url: str) -> dict:
 
 
 def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> aioredis.Redis:
+    """The client of a plain Redis or of the master the sentinels name. Its connections
+    have no socket timeout: the store's pipeline holds every exchange to one deadline
+    (`timeout`) instead of a timer per reply (pipelining.py)."""
     common = {
-        "socket_timeout": timeout,
+        "socket_timeout": None,
         "socket_connect_timeout": timeout,
         "health_check_interval": 30,
         # redis-py must not resend on its own: it would resend a whole pipeline, a code
@@ -201,7 +204,8 @@ class RedisStore:
 
     def __init__(self, client: aioredis.Redis | RedisCluster, prefix: str = "broker:",
                  retry_pause: float = 0.05, codec: Codec | None = None, replicas: int = 0,
-                 replica_timeout: float = 0.5, sentinel: SentinelWatch | None = None) -> None:
+                 replica_timeout: float = 0.5, sentinel: SentinelWatch | None = None,
+                 timeout: float = 2.0) -> None:
         if "{" in prefix or "}" in prefix:
             raise ValueError("the key prefix must not contain { or } (Redis Cluster hash tags)")
         self._r = client
@@ -216,7 +220,8 @@ class RedisStore:
         # node on a cluster).
         self._pipeline = (ClusterAutoPipeline(client, replicas, int(replica_timeout * 1000))
                           if isinstance(client, RedisCluster)
-                          else AutoPipeline(client, replicas, int(replica_timeout * 1000)))
+                          else AutoPipeline(client, replicas, int(replica_timeout * 1000),
+                                            timeout=timeout))
         self._sentinel = sentinel
         self._unsettled = UnsettledTakes(self._send_undo, keep=OP_TTL)
 
@@ -230,7 +235,7 @@ class RedisStore:
         client = connect(url, timeout=timeout)
         watch = SentinelWatch(client, url) if url.startswith("redis+sentinel://") else None
         return cls(client, prefix, codec=codec, replicas=replicas,
-                   replica_timeout=replica_timeout, sentinel=watch)
+                   replica_timeout=replica_timeout, sentinel=watch, timeout=timeout)
 
     def _k(self, key: str) -> str:
         return self._p + key
@@ -426,7 +431,7 @@ class RedisStore:
             self._unsettled.add(self._k(key), op, keys)
 
     async def _send_undo(self, key: str, op: str, keys: list[str]) -> None:
-        await self._r.execute_command("EVAL", scripts.UNDO_TAKE, 2 + len(keys), key, op, *keys)
+        await self._pipeline.now("EVAL", scripts.UNDO_TAKE, 2 + len(keys), key, op, *keys)
 
     async def delete(self, *keys: str) -> None:
         if not keys:
@@ -480,7 +485,7 @@ class RedisStore:
             await self._cluster_ok()
         else:
             try:
-                role = await self._r.execute_command("ROLE")
+                role = await self._pipeline.now("ROLE")
             except (RedisError, OSError) as exc:
                 raise StoreError(str(exc) or type(exc).__name__) from exc
             if not role or role[0] not in (b"master", "master"):

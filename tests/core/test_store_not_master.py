@@ -44,22 +44,29 @@ async def test_a_replica_refuses_at_once_with_readonly_not_after_the_patience():
             await store.close()
 
 
-class _BrokenPipeline:
+class _BrokenConnection:
     """redis-py's asyncio connection, dropped by another request mid-send."""
 
-    def execute_command(self, *args):
-        return self
+    def pack_commands(self, commands):
+        return [b"packed"]
 
-    async def execute(self, raise_on_error=True):
+    async def send_packed_command(self, packed):
         raise AttributeError("'NoneType' object has no attribute 'writelines'")
+
+    async def disconnect(self, nowait=False):
+        pass
+
+
+class _BrokenPool:
+    async def get_connection(self):
+        return _BrokenConnection()
+
+    async def release(self, connection):
+        pass
 
 
 class _BrokenClient:
-    def pipeline(self, transaction=True):
-        return _BrokenPipeline()
-
-    async def execute_command(self, *args):
-        raise AttributeError("'NoneType' object has no attribute 'writelines'")
+    connection_pool = _BrokenPool()
 
 
 async def test_a_client_failing_mid_send_is_a_lost_reply_not_an_unexpected_error():
