@@ -544,13 +544,13 @@ class Flow:
                   method: str | None = None, role: tuple[str, Any] | None = None) -> None:
         """Keep the person's choices in the preference cookie (see web/prefs.py)."""
         prefs = self.prefs.read(request)
-        before = prefs.to_cookie()
+        before = prefs.snapshot()
         prefs.client = client or prefs.client
         if method and response.status_code < 400:
             prefs.method = method
         if role and response.status_code < 400:
             prefs.remember_role(*role)
-        if prefs.to_cookie() != before:
+        if prefs.snapshot() != before:
             self.prefs.write(response, prefs)
 
     def _error(self, request: Request, txn: LoginTransaction, error: str, description: str | None) -> Response:

@@ -68,11 +68,11 @@ class SealingCodec:
         self._plain = re.compile(rb'"(' + names + rb')":"((?:[^"\\]|\\.)*)"')
         self._sealed = re.compile(rb'"(' + names + rb')":"' + PREFIX.encode()
                                   + rb'([A-Za-z0-9_=-]+)"')
-        self._needles = tuple(b'"' + f.encode() + b'":"' for f in fields)
+        self._any = re.compile(rb'"(?:' + names + rb')":"')
 
     def encode(self, record: Record) -> bytes:
         data = orjson.dumps(record)
-        if any(n in data for n in self._needles):
+        if self._any.search(data):
             data = self._plain.sub(self._seal, data)
         return data
 

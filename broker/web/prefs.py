@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -38,9 +38,12 @@ class Preferences:
     roles: dict[str, str] = field(default_factory=dict)  # client_id -> assignment digest
 
     def to_cookie(self) -> str:
-        data = {"m": self.method, "c": self.client, "r": self.roles}
-        raw = json.dumps(data, separators=(",", ":")).encode()
+        raw = orjson.dumps({"m": self.method, "c": self.client, "r": self.roles})
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def snapshot(self) -> tuple[object, ...]:
+        """What the cookie would hold, cheaply (the order of `roles` is part of it)."""
+        return self.method, self.client, tuple(self.roles.items())
 
     @classmethod
     def from_cookie(cls, value: str | None) -> Preferences:
@@ -48,7 +51,7 @@ class Preferences:
         if not value or len(value) > _MAX_COOKIE:
             return cls()
         try:
-            data = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+            data = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
         except ValueError:
             return cls()
         if not isinstance(data, dict):
