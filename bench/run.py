@@ -1,7 +1,7 @@
 """Benchmark: the broker against a bare Starlette endpoint and panva's oidc-provider.
 
     python bench/run.py --seconds 10          # everything, about 4-6 minutes
-    python bench/run.py --profile             # the broker's code redemption under a profiler
+    python bench/run.py --profile             # the broker's scenarios under a profiler
     python bench/run.py --store cluster       # the broker's state on a 3+3 Redis Cluster
 
 Every server runs alone (one process, one at a time) on 127.0.0.1 next to one Redis; one
@@ -170,21 +170,11 @@ class Bench:
         """One measured window, with the CPU each process used in it and the Redis
         commands it caused."""
         redis = self.peer_store if name.startswith("peer") else self.store
-        commands = redis.commands()
-        before = {"server": cpu_seconds(server.pid), "redis": redis.cpu()}
-        busy, driver_before, wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
-        result = await run_load(name, op, self.args.concurrency, self.args.seconds)
-        wall = time.perf_counter() - wall
-        used = {"server": cpu_seconds(server.pid) - before["server"],
-                "redis": redis.cpu() - before["redis"]}
+        result, used, commands = await self.window(op, server, redis, self.args.seconds)
+        result.name = name
         if result.ops:
-            # Less the first INFO of this measurement, per node (an INFO's own count shows
-            # only in the next one).
-            result.redis_commands = (redis.commands() - commands - len(redis.nodes)) / result.ops
-        used["driver"] = time.process_time() - driver_before
-        # Whatever else ran on the machine meanwhile (other jobs skew the numbers).
-        used["other"] = max(0.0, machine_busy_seconds() - busy - sum(used.values()))
-        result.cpu = {k: round(100 * v / wall) for k, v in used.items()}
+            result.redis_commands = commands / result.ops
+        result.cpu = {k: round(100 * v / result.seconds) for k, v in used.items()}
         self.results.append(result)
         log(f"{name}: {result.rate:.0f} ops/s, p50 {result.percentile(0.5) * 1e3:.1f} ms, "
             f"p99 {result.percentile(0.99) * 1e3:.1f} ms, errors {result.errors} "
@@ -308,6 +298,8 @@ class Bench:
             await self.run_broker(workdir, workers=self.args.workers)
         if not self.args.no_peer:
             await self.run_peer()
+            if not self.args.no_bankid:
+                await self.run_interleaved(workdir)
 
     def broker_env(self, port: int, workdir: Path) -> dict[str, str]:
         return {"BENCH_ISSUER": f"http://127.0.0.1:{port}", "BENCH_REDIS": self.store.url,
@@ -375,6 +367,79 @@ class Bench:
         with serve("peer", [node, "server.mjs"], port, env, cwd=PEER) as server:
             await self.oidc(Target("peer", server.url, "/auth", "/token", dict(CLIENTS),
                                    CLIENT_SECRET, REDIRECT_URI, userinfo_path="/me"), server)
+
+    async def run_interleaved(self, workdir: Path) -> None:
+        """The BankID login against the peer's login-to-code in alternating windows, both
+        servers up (the one not under load idles): the scenarios above run minutes apart,
+        and this machine's speed drifts by a fifth or more between them, enough to move
+        a ratio across its target. Here both see the same machine; the target is judged
+        on this pair."""
+        node = shutil.which("node")
+        if node is None:
+            return
+        from bench.app_factory import ANNA
+
+        rounds = INTERLEAVED_ROUNDS
+        log(f"interleaved: BankID login and the peer's login-to-code, {rounds} rounds each")
+        peer_port, broker_port = free_port(), free_port()
+        peer_env = {"PORT": str(peer_port),
+                    "REDIS_URL": self.peer_store.url.rsplit("/", 1)[0] + "/1",
+                    "REDIRECT_URI": REDIRECT_URI, "CLIENT_SECRET": CLIENT_SECRET,
+                    "NODE_ENV": "production"}
+        broker_env = {**self.broker_env(broker_port, workdir), "BENCH_BANKID_PERSON": ANNA}
+        with serve("peer", [node, "server.mjs"], peer_port, peer_env, cwd=PEER) as peer, \
+                serve("bankid", uvicorn_argv("bench.app_factory:bankid_app", broker_port),
+                      broker_port, broker_env) as broker:
+            targets = [(f"{INTERLEAVED} broker bankid login", broker, self.store,
+                        self.broker_target(broker.url)),
+                       (f"{INTERLEAVED} peer login-to-code", peer, self.peer_store,
+                        Target("peer", peer.url, "/auth", "/token", dict(CLIENTS),
+                               CLIENT_SECRET, REDIRECT_URI))]
+            async with session(self.args.concurrency) as http:
+                ops = [lambda t=target: login(http, t) for *_, target in targets]
+                for op in ops:
+                    await op()  # one checked login each
+                    await self.warm(op)
+                totals = [Result(name) for name, *_ in targets]
+                used = [{"server": 0.0, "redis": 0.0, "driver": 0.0, "other": 0.0}
+                        for _ in targets]
+                commands = [0, 0]
+                for _ in range(rounds):
+                    for i, ((_, server, redis, _), op) in enumerate(zip(targets, ops,
+                                                                         strict=True)):
+                        result, cpu, cmds = await self.window(op, server, redis,
+                                                              self.args.seconds / rounds)
+                        totals[i].latencies += result.latencies
+                        totals[i].errors += result.errors
+                        totals[i].first_error = totals[i].first_error or result.first_error
+                        totals[i].seconds += result.seconds
+                        commands[i] += cmds
+                        for k, v in cpu.items():
+                            used[i][k] += v
+                for total, cpu, cmds in zip(totals, used, commands, strict=True):
+                    total.cpu = {k: round(100 * v / total.seconds) for k, v in cpu.items()}
+                    total.redis_commands = cmds / total.ops if total.ops else math.nan
+                    self.results.append(total)
+                    log(f"{total.name}: {total.rate:.0f} ops/s, cpu {total.cpu}")
+
+    async def window(self, op: Callable[[], Awaitable[float]], server: Server,
+                     redis: RedisNodes, seconds: float) -> tuple[Result, dict[str, float], int]:
+        """Load for `seconds`: the result (its seconds run to the end of the last
+        operation, so the operations still in flight at the deadline count with their
+        time), the CPU seconds each process used (`other`: whatever else ran on the
+        machine meanwhile; other jobs skew the numbers) and the Redis commands caused,
+        less the first INFO of this count, per node (an INFO counts only in the next)."""
+        commands = redis.commands()
+        before = {"server": cpu_seconds(server.pid), "redis": redis.cpu()}
+        busy, driver_before, wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
+        result = await run_load("window", op, self.args.concurrency, seconds)
+        if not result.note:  # codes that ran out end the window early (run_load)
+            result.seconds = time.perf_counter() - wall
+        used = {"server": cpu_seconds(server.pid) - before["server"],
+                "redis": redis.cpu() - before["redis"],
+                "driver": time.process_time() - driver_before}
+        used["other"] = max(0.0, machine_busy_seconds() - busy - sum(used.values()))
+        return result, used, redis.commands() - commands - len(redis.nodes)
 
     async def profile(self, workdir: Path) -> None:
         """Login-to-code, code redemption and refresh per algorithm, and the full BankID
@@ -447,6 +512,8 @@ ROWS = ["generator ceiling", "bare Starlette", "broker login-to-code", "broker r
         "peer login-to-code", "peer redemption RS256", "peer redemption ES256",
         "peer refresh RS256", "peer refresh ES256", "broker userinfo", "peer userinfo",
         "broker bankid login", "broker bankid login (picker)"]
+INTERLEAVED = "(alt)"  # the scenarios measured in alternating windows (run_interleaved)
+INTERLEAVED_ROUNDS = 5
 
 
 def note(result: Result) -> str:
@@ -493,7 +560,9 @@ def ratios(results: list[Result]) -> str:
     rows = [
         ("login-to-code, broker/peer", ratio("broker login-to-code", "peer login-to-code"), None),
         ("bankid login, broker/peer login-to-code", ratio("broker bankid login",
-                                                          "peer login-to-code"), 0.6),
+                                                          "peer login-to-code"), None),
+        ("bankid/peer login-to-code, alternating", ratio(f"{INTERLEAVED} broker bankid login",
+                                                        f"{INTERLEAVED} peer login-to-code"), 0.6),
         ("bankid login (picker), broker/peer", ratio("broker bankid login (picker)",
                                                      "peer login-to-code"), None),
         ("redemption RS256, broker/peer", ratio("broker redemption RS256", "peer redemption RS256"), 1.2),
@@ -539,7 +608,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the broker's state on one Redis, or on a Redis Cluster of 3 masters "
                              "and 3 replicas (oidc-provider stays on one Redis)")
     parser.add_argument("--profile", action="store_true",
-                        help="only profile the broker's code redemption (RS256 and ES256)")
+                        help="only the broker's scenarios (login-to-code, redemption, refresh, BankID "
+                        "login), each under a profiler")
     parser.add_argument("--profiler", choices=["pyinstrument", "cprofile"], default="pyinstrument",
                         help="pyinstrument falls back to cProfile when not installed")
     parser.add_argument("--profile-all", action="store_true",
