@@ -359,68 +359,96 @@ class Bench:
         if node is None:
             log("peer skipped: node is not installed")
             return
-        port = free_port()
         log("oidc-provider on one Node process")
-        env = {"PORT": str(port), "REDIS_URL": self.peer_store.url.rsplit("/", 1)[0] + "/1",
-               "REDIRECT_URI": REDIRECT_URI, "CLIENT_SECRET": CLIENT_SECRET,
-               "NODE_ENV": "production"}
-        with serve("peer", [node, "server.mjs"], port, env, cwd=PEER) as server:
-            await self.oidc(Target("peer", server.url, "/auth", "/token", dict(CLIENTS),
-                                   CLIENT_SECRET, REDIRECT_URI, userinfo_path="/me"), server)
+        with self.peer_server(node) as (server, target):
+            await self.oidc(target, server)
 
     async def run_interleaved(self, workdir: Path) -> None:
-        """The BankID login against the peer's login-to-code in alternating windows, both
-        servers up (the one not under load idles): the scenarios above run minutes apart,
-        and this machine's speed drifts by a fifth or more between them, enough to move
-        a ratio across its target. Here both see the same machine; the target is judged
-        on this pair."""
+        """The pairs the targets are judged on, each in alternating windows with both
+        servers up (the one not under load idles): the BankID login against the peer's
+        login-to-code, then code redemption per algorithm. The scenarios above run
+        minutes apart, and this machine's speed drifts by a fifth or more between them,
+        enough to move a ratio across its target; here both see the same machine."""
         node = shutil.which("node")
         if node is None:
             return
         from bench.app_factory import ANNA
 
-        rounds = INTERLEAVED_ROUNDS
-        log(f"interleaved: BankID login and the peer's login-to-code, {rounds} rounds each")
-        peer_port, broker_port = free_port(), free_port()
-        peer_env = {"PORT": str(peer_port),
-                    "REDIS_URL": self.peer_store.url.rsplit("/", 1)[0] + "/1",
-                    "REDIRECT_URI": REDIRECT_URI, "CLIENT_SECRET": CLIENT_SECRET,
-                    "NODE_ENV": "production"}
-        broker_env = {**self.broker_env(broker_port, workdir), "BENCH_BANKID_PERSON": ANNA}
-        with serve("peer", [node, "server.mjs"], peer_port, peer_env, cwd=PEER) as peer, \
-                serve("bankid", uvicorn_argv("bench.app_factory:bankid_app", broker_port),
-                      broker_port, broker_env) as broker:
-            targets = [(f"{INTERLEAVED} broker bankid login", broker, self.store,
-                        self.broker_target(broker.url)),
-                       (f"{INTERLEAVED} peer login-to-code", peer, self.peer_store,
-                        Target("peer", peer.url, "/auth", "/token", dict(CLIENTS),
-                               CLIENT_SECRET, REDIRECT_URI))]
+        log(f"alternating windows: {INTERLEAVED_ROUNDS} rounds per pair")
+        bankid_env = {"BENCH_BANKID_PERSON": ANNA}
+        with self.peer_server(node) as (peer, peer_target), \
+                self.broker_server("bench.app_factory:bankid_app", workdir, bankid_env) as (
+                    bankid, bankid_target):
             async with session(self.args.concurrency) as http:
-                ops = [lambda t=target: login(http, t) for *_, target in targets]
-                for op in ops:
-                    await op()  # one checked login each
-                    await self.warm(op)
-                totals = [Result(name) for name, *_ in targets]
-                used = [{"server": 0.0, "redis": 0.0, "driver": 0.0, "other": 0.0}
-                        for _ in targets]
-                commands = [0, 0]
-                for _ in range(rounds):
-                    for i, ((_, server, redis, _), op) in enumerate(zip(targets, ops,
-                                                                         strict=True)):
-                        result, cpu, cmds = await self.window(op, server, redis,
-                                                              self.args.seconds / rounds)
-                        totals[i].latencies += result.latencies
-                        totals[i].errors += result.errors
-                        totals[i].first_error = totals[i].first_error or result.first_error
-                        totals[i].seconds += result.seconds
-                        commands[i] += cmds
-                        for k, v in cpu.items():
-                            used[i][k] += v
-                for total, cpu, cmds in zip(totals, used, commands, strict=True):
-                    total.cpu = {k: round(100 * v / total.seconds) for k, v in cpu.items()}
-                    total.redis_commands = cmds / total.ops if total.ops else math.nan
-                    self.results.append(total)
-                    log(f"{total.name}: {total.rate:.0f} ops/s, cpu {total.cpu}")
+                pairs = [(f"{INTERLEAVED} broker bankid login", bankid, bankid_target),
+                         (f"{INTERLEAVED} peer login-to-code", peer, peer_target)]
+                for *_, target in pairs:
+                    await login(http, target)  # one checked login each
+                    await self.warm(lambda t=target: login(http, t))
+                await self.alternate([(name, lambda t=target: login(http, t), server)
+                                      for name, server, target in pairs])
+        with self.peer_server(node) as (peer, peer_target), \
+                self.broker_server("bench.app_factory:broker_app", workdir) as (
+                    broker, broker_target):
+            async with session(self.args.concurrency) as http:
+                for alg in CLIENTS:
+                    pairs = [(f"{INTERLEAVED} broker redemption {alg}", broker, broker_target),
+                             (f"{INTERLEAVED} peer redemption {alg}", peer, peer_target)]
+                    for *_, target in pairs:
+                        await self.mint(http, target, alg, self.args.concurrency * 25)
+                        warm = await self.warm(lambda t=target, a=alg: redeem(http, t, a))
+                        await self.mint(http, target, alg, int(warm.rate * self.args.seconds
+                                                               * 1.6) + 4 * self.args.concurrency)
+                    await self.alternate([(name, lambda t=target, a=alg: redeem(http, t, a), server)
+                                          for name, server, target in pairs])
+                    for *_, target in pairs:
+                        target.pools[alg].clear()
+
+    @contextlib.contextmanager
+    def peer_server(self, node: str) -> Iterator[tuple[Server, Target]]:
+        port = free_port()
+        env = {"PORT": str(port), "REDIS_URL": self.peer_store.url.rsplit("/", 1)[0] + "/1",
+               "REDIRECT_URI": REDIRECT_URI, "CLIENT_SECRET": CLIENT_SECRET,
+               "NODE_ENV": "production"}
+        with serve("peer", [node, "server.mjs"], port, env, cwd=PEER) as server:
+            yield server, Target("peer", server.url, "/auth", "/token", dict(CLIENTS),
+                                 CLIENT_SECRET, REDIRECT_URI, userinfo_path="/me")
+
+    @contextlib.contextmanager
+    def broker_server(self, factory: str, workdir: Path, env: dict[str, str] | None = None
+                      ) -> Iterator[tuple[Server, Target]]:
+        port = free_port()
+        with serve("broker", uvicorn_argv(factory, port), port,
+                   {**self.broker_env(port, workdir), **(env or {})}) as server:
+            yield server, self.broker_target(server.url)
+
+    async def alternate(self, pairs: list[tuple[str, Callable[[], Awaitable[float]], Server]]
+                        ) -> None:
+        """INTERLEAVED_ROUNDS windows of --seconds / rounds for each (name, op, server), in
+        turn; one result per name, over all its windows."""
+        totals = [Result(name) for name, *_ in pairs]
+        used = [dict.fromkeys(("server", "redis", "driver", "other"), 0.0) for _ in pairs]
+        commands = [0] * len(pairs)
+        for _ in range(INTERLEAVED_ROUNDS):
+            for i, (name, op, server) in enumerate(pairs):
+                redis = self.peer_store if " peer " in name else self.store
+                result, cpu, cmds = await self.window(op, server, redis,
+                                                      self.args.seconds / INTERLEAVED_ROUNDS)
+                total = totals[i]
+                total.latencies += result.latencies
+                total.errors += result.errors
+                total.first_error = total.first_error or result.first_error
+                total.note = total.note or result.note
+                total.seconds += result.seconds
+                commands[i] += cmds
+                for k, v in cpu.items():
+                    used[i][k] += v
+        for total, cpu, cmds in zip(totals, used, commands, strict=True):
+            total.cpu = {k: round(100 * v / total.seconds) for k, v in cpu.items()}
+            total.redis_commands = cmds / total.ops if total.ops else math.nan
+            self.results.append(total)
+            log(f"{total.name}: {total.rate:.0f} ops/s, errors {total.errors} "
+                f"{total.first_error or ''} {total.note} cpu {total.cpu}")
 
     async def window(self, op: Callable[[], Awaitable[float]], server: Server,
                      redis: RedisNodes, seconds: float) -> tuple[Result, dict[str, float], int]:
@@ -565,8 +593,14 @@ def ratios(results: list[Result]) -> str:
                                                         f"{INTERLEAVED} peer login-to-code"), 0.6),
         ("bankid login (picker), broker/peer", ratio("broker bankid login (picker)",
                                                      "peer login-to-code"), None),
-        ("redemption RS256, broker/peer", ratio("broker redemption RS256", "peer redemption RS256"), 1.2),
-        ("redemption ES256, broker/peer", ratio("broker redemption ES256", "peer redemption ES256"), 1.2),
+        ("redemption RS256, broker/peer", ratio("broker redemption RS256", "peer redemption RS256"),
+         None),
+        ("redemption RS256, alternating", ratio(f"{INTERLEAVED} broker redemption RS256",
+                                                f"{INTERLEAVED} peer redemption RS256"), 1.2),
+        ("redemption ES256, broker/peer", ratio("broker redemption ES256", "peer redemption ES256"),
+         None),
+        ("redemption ES256, alternating", ratio(f"{INTERLEAVED} broker redemption ES256",
+                                                f"{INTERLEAVED} peer redemption ES256"), 1.2),
         ("refresh RS256, broker/peer", ratio("broker refresh RS256", "peer refresh RS256"), 1.0),
         ("refresh ES256, broker/peer", ratio("broker refresh ES256", "peer refresh ES256"), 1.0),
         ("userinfo, broker/peer", ratio("broker userinfo", "peer userinfo"), None),
