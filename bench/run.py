@@ -169,8 +169,8 @@ class Bench:
                       server: Server) -> Result:
         """One measured window, with the CPU each process used in it and the Redis
         commands it caused."""
-        redis = self.peer_store if name.startswith("peer") else self.store
-        result, used, commands = await self.window(op, server, redis, self.args.seconds)
+        result, used, commands = await self.window(op, server, self.redis_of(name),
+                                                   self.args.seconds)
         result.name = name
         if result.ops:
             result.redis_commands = commands / result.ops
@@ -180,6 +180,11 @@ class Bench:
             f"p99 {result.percentile(0.99) * 1e3:.1f} ms, errors {result.errors} "
             f"{result.first_error or ''} {result.note} cpu {result.cpu}")
         return result
+
+    def redis_of(self, scenario: str) -> RedisNodes:
+        """The peer's Redis for its scenarios ("peer ...", "(alt) peer ..."), else the
+        broker's."""
+        return self.peer_store if "peer" in scenario.split()[:2] else self.store
 
     async def warm(self, op: Callable[[], Awaitable[float]]) -> Result:
         return await run_load("warm-up", op, self.args.concurrency, self.args.warmup)
@@ -338,12 +343,9 @@ class Bench:
 
         for label, person, pick in (("broker bankid login", ANNA, None),
                                     ("broker bankid login (picker)", ERIK, "e-2")):
-            port = free_port()
             log(f"{label}: broker with BankID on one uvicorn worker")
-            env = {**self.broker_env(port, workdir), "BENCH_BANKID_PERSON": person}
-            with serve("bankid", uvicorn_argv("bench.app_factory:bankid_app", port), port,
-                       env) as server:
-                target = self.broker_target(server.url)
+            with self.broker_server("bench.app_factory:bankid_app", workdir,
+                                    {"BENCH_BANKID_PERSON": person}) as (server, target):
                 async with session(self.args.concurrency) as http:
                     await login(http, target, pick=pick)  # one checked login first
 
@@ -431,8 +433,7 @@ class Bench:
         commands = [0] * len(pairs)
         for _ in range(INTERLEAVED_ROUNDS):
             for i, (name, op, server) in enumerate(pairs):
-                redis = self.peer_store if " peer " in name else self.store
-                result, cpu, cmds = await self.window(op, server, redis,
+                result, cpu, cmds = await self.window(op, server, self.redis_of(name),
                                                       self.args.seconds / INTERLEAVED_ROUNDS)
                 total = totals[i]
                 total.latencies += result.latencies

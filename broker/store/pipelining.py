@@ -100,10 +100,11 @@ class AutoPipeline:
         share a batch's trailing WAIT (an undo, the readiness probe's ROLE)."""
         try:
             (reply,) = await self._exchange([args])
-        except BaseException as exc:
-            if isinstance(exc, Exception):
-                raise lost(exc) from exc
-            raise
+        except Exception as exc:
+            failure = lost(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
         if isinstance(reply, Exception):
             raise reply
         return reply
